@@ -1,0 +1,8 @@
+"""Allow ``python -m bb``."""
+
+from __future__ import annotations
+
+from bb.cli import main
+
+if __name__ == "__main__":
+    main()

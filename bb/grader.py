@@ -1,0 +1,203 @@
+"""The vocabulary grader suites are written in.
+
+A grader is a pytest module in a pack's ``graders/<suite>/``. Each test function is one check
+the learner sees: its docstring's first line is the check's description, and a failure's
+message is what the learner reads, so write it for them: what was expected, what arrived.
+
+    from bb.grader import expect_status, hint
+
+    @hint("Creates return 201 with a Location header.")
+    def test_create_returns_201(http):
+        '''POST /posts creates a post'''
+        response = http.post("/posts", json={...})
+        expect_status(response, 201)
+
+Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_url``, ``http``
+(an ``httpx.Client`` on the app), ``db`` (a superuser psycopg connection to the exercise's
+Postgres, autocommit), ``rng`` (a ``random.Random`` seeded per grade).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+_T = TypeVar("_T")
+
+
+class Failure(AssertionError):
+    """A check failed. ``message`` is written for the learner; ``hint`` says what to look at."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: object = None,
+        actual: object = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = None if expected is None else str(expected)
+        self.actual = None if actual is None else str(actual)
+        self.hint = hint
+
+
+def hint(text: str) -> pytest.MarkDecorator:
+    """Attach the hint shown when this check fails (a failure's own hint wins)."""
+    return pytest.mark.bb_hint(text)
+
+
+def expect(
+    condition: bool,
+    message: str,
+    *,
+    expected: object = None,
+    actual: object = None,
+    hint: str | None = None,
+) -> None:
+    """Fail the check with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise Failure(message, expected=expected, actual=actual, hint=hint)
+
+
+def describe(response: httpx.Response, limit: int = 300) -> str:
+    """A one-line account of a response, for failure messages."""
+    body = response.text
+    if len(body) > limit:
+        body = body[:limit] + "…"
+    request = response.request
+    return f"{request.method} {request.url.path} → {response.status_code} {body}".rstrip()
+
+
+def expect_status(response: httpx.Response, status: int, *, hint: str | None = None) -> None:
+    """Fail unless ``response`` has exactly ``status``."""
+    request = response.request
+    expect(
+        response.status_code == status,
+        f"{request.method} {request.url.path} should answer {status}, "
+        f"not {response.status_code}.",
+        expected=status,
+        actual=describe(response),
+        hint=hint,
+    )
+
+
+def expect_problem(
+    response: httpx.Response, status: int, *, field: str | None = None, hint: str | None = None
+) -> dict[str, Any]:
+    """Fail unless ``response`` is an RFC 9457 problem document with ``status``.
+
+    With ``field``, the problem's ``errors[].field`` must name it.
+    """
+    expect_status(response, status, hint=hint)
+    request = response.request
+    where = f"{request.method} {request.url.path}"
+    content_type = response.headers.get("content-type", "")
+    expect(
+        content_type.split(";")[0].strip() == "application/problem+json",
+        f"{where} should answer with Content-Type application/problem+json.",
+        expected="application/problem+json",
+        actual=content_type or "(no Content-Type)",
+        hint=hint,
+    )
+    body = json_body(response)
+    expect(isinstance(body, dict) and body.get("status") == status,
+           f"{where}: the problem body should carry \"status\": {status}.",
+           expected=status, actual=describe(response), hint=hint)
+    if field is not None:
+        fields = [e.get("field") for e in body.get("errors") or [] if isinstance(e, dict)]
+        expect(field in fields, f"{where}: errors[].field should name {field!r}.",
+               expected=field, actual=fields, hint=hint)
+    return dict(body)
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON, or a failure saying the body was not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        raise Failure(
+            f"{response.request.method} {response.request.url.path} should answer with JSON.",
+            expected="a JSON body",
+            actual=describe(response),
+        ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One request sent by :func:`burst`: its response, or the error that replaced it."""
+
+    response: httpx.Response | None
+    error: str | None
+    started: float
+    finished: float
+
+    @property
+    def status(self) -> int | None:
+        return None if self.response is None else self.response.status_code
+
+
+def burst(
+    base_url: str,
+    requests: Sequence[tuple[str, str, Any]],
+    *,
+    concurrency: int,
+    timeout: float = 30.0,
+) -> list[Outcome]:
+    """Send ``(method, path, json)`` requests with up to ``concurrency`` in flight at once.
+
+    All connections are opened and every worker starts together, so the requests really
+    overlap: this is how races are provoked. Results come back in request order.
+    """
+
+    async def run() -> list[Outcome]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        results: list[Outcome | None] = [None] * len(requests)
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(len(requests)):
+            queue.put_nowait(index)
+        start = asyncio.Event()
+
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
+
+            async def worker() -> None:
+                await start.wait()
+                while not queue.empty():
+                    index = queue.get_nowait()
+                    method, path, body = requests[index]
+                    began = time.perf_counter()
+                    try:
+                        response = await client.request(method, path, json=body)
+                        results[index] = Outcome(response, None, began, time.perf_counter())
+                    except httpx.HTTPError as exc:
+                        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                        results[index] = Outcome(None, error, began, time.perf_counter())
+
+            workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+            await asyncio.sleep(0)
+            start.set()
+            await asyncio.gather(*workers)
+        return [r for r in results if r is not None]
+
+    return asyncio.run(run())
+
+
+def wait_until(
+    probe: Callable[[], _T | None], *, timeout: float, interval: float = 0.05, what: str
+) -> _T:
+    """Poll ``probe`` until it returns something other than None; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise Failure(f"Gave up after {timeout:g} s waiting for {what}.")
+        time.sleep(interval)

@@ -1,0 +1,198 @@
+"""bb's pytest plugin: fixtures for grader suites, and results written as data.
+
+bb runs a grader suite as ``python -m pytest -p bb.grader_plugin`` on the host, with
+``BB_GRADE_CONTEXT`` naming a JSON file that describes the running stack. Each finished check
+is appended as one JSON line to the file given by ``--bb-results``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bb.grader import Failure
+
+CONTEXT_ENV = "BB_GRADE_CONTEXT"
+
+
+class Stack:
+    """The running containers of this grade, as graders may see and poke them."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self._context = context
+        self.app_url: str = context["app_url"]
+        self.seed: int = context["seed"]
+
+    def _service(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(self._context["services"][name])
+        except KeyError:
+            raise LookupError(f"this exercise has no service called {name!r}") from None
+
+    def dsn(self, service: str = "db") -> str:
+        """A host-side connection string for a Postgres service, as its superuser."""
+        dsn = self._service(service).get("dsn")
+        if not dsn:
+            raise LookupError(f"service {service!r} is not a Postgres service")
+        return str(dsn)
+
+    def port(self, service: str) -> int:
+        return int(self._service(service)["port"])
+
+    def logs(self, name: str = "app", tail: int = 50) -> str:
+        return self._engine().logs(self._service(name)["container"], tail=tail)
+
+    def restart(self, name: str = "app") -> None:
+        """Restart a container and block until it is ready again (its ports do not change)."""
+        from bb.pack import Readiness
+        from bb.probes import probe
+
+        service = self._service(name)
+        engine = self._engine()
+        engine.restart(service["container"])
+        readiness = Readiness.model_validate(service["ready"])
+        deadline = time.monotonic() + readiness.timeout
+        while True:
+            reason = probe(readiness, "127.0.0.1", int(service["port"]))
+            if reason is None:
+                return
+            status, _ = engine.state(service["container"])
+            if status in ("exited", "dead") or time.monotonic() > deadline:
+                raise Failure(
+                    f"After a restart, {name} did not become ready ({reason}).",
+                    actual=engine.logs(service["container"], tail=20),
+                )
+            time.sleep(0.1)
+
+    def _engine(self) -> Any:
+        from bb.runtime import Engine
+
+        if not hasattr(self, "_engine_instance"):
+            self._engine_instance = Engine.connect()
+        return self._engine_instance
+
+
+def _load_context() -> dict[str, Any]:
+    path = os.environ.get(CONTEXT_ENV)
+    if not path:
+        raise pytest.UsageError(f"{CONTEXT_ENV} is not set: grader suites run under `bb grade`.")
+    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--bb-results", required=True, help="file to append check results to")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "bb_hint(text): the hint shown when this check fails")
+    config._bb_context = _load_context()  # type: ignore[attr-defined]
+    _results_file[:] = [Path(config.getoption("--bb-results"))]
+
+
+@pytest.fixture(scope="session")
+def stack(pytestconfig: pytest.Config) -> Stack:
+    return Stack(pytestconfig._bb_context)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def app_url(stack: Stack) -> str:
+    return stack.app_url
+
+
+@pytest.fixture
+def http(app_url: str) -> Iterator[Any]:
+    import httpx
+
+    with httpx.Client(base_url=app_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture
+def db(stack: Stack) -> Iterator[Any]:
+    import psycopg
+
+    with psycopg.connect(stack.dsn("db"), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def rng(stack: Stack, request: pytest.FixtureRequest) -> random.Random:
+    # One stream per check, so adding a check does not change the data of the others.
+    return random.Random(f"{stack.seed}:{request.node.nodeid}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    blocked = item.config._bb_context.get("blocked")  # type: ignore[attr-defined]
+    if blocked:
+        pytest.skip(blocked)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        report._bb_record = _record(item, report, call)  # type: ignore[attr-defined]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    record = getattr(report, "_bb_record", None)
+    if record is not None:
+        # Appended as each check ends, so a grade stopped by its time limit keeps what finished.
+        with _results_file[0].open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+_results_file: list[Path] = []
+
+
+def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]) -> dict[str, Any]:
+    function = getattr(item, "function", None)
+    doc = (getattr(function, "__doc__", None) or "").strip().splitlines()
+    marker = item.get_closest_marker("bb_hint")
+    record: dict[str, Any] = {
+        "name": item.name.removeprefix("test_"),
+        "description": doc[0] if doc else item.name,
+        "duration": call.duration,
+        "hint": marker.args[0] if marker else None,
+        "message": "",
+        "expected": None,
+        "actual": None,
+    }
+    if report.passed:
+        record["status"] = "passed"
+    elif report.skipped:
+        record["status"] = "skipped"
+        longrepr = report.longrepr
+        record["message"] = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).removeprefix("Skipped: ")
+    else:
+        exc = call.excinfo.value if call.excinfo is not None else None
+        record["status"] = "failed" if report.when == "call" else "error"
+        if isinstance(exc, Failure):
+            record.update(message=exc.message, expected=exc.expected, actual=exc.actual)
+            record["hint"] = exc.hint or record["hint"]
+        elif isinstance(exc, AssertionError):
+            record["message"] = str(exc).strip() or "An assertion failed."
+        elif exc is not None:
+            record["message"] = _explain(exc, report.when)
+    return record
+
+
+def _explain(exc: BaseException, when: str) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return f"Your app did not answer in time ({type(exc).__name__})."
+    if isinstance(exc, httpx.TransportError):
+        return f"Could not talk to your app ({type(exc).__name__}: {exc}). Did it crash?"
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if when == "setup":
+        return f"The check could not be set up: {text}"
+    return text

@@ -1,0 +1,409 @@
+"""Grading: build the learner's app, start it beside its services, run the grader suite.
+
+Stages run in order — build, services, migrate, app, checks — and each is reported as a check
+of its own. When a stage fails, the grader suite still lists its checks, each skipped with the
+reason, so the learner sees the one real problem instead of twenty connection errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bb import journal
+from bb.errors import ContentError, EnvironmentProblem
+from bb.pack import Exercise, Pack, Readiness
+from bb.report import CheckResult, GradeReport, Status
+from bb.runtime import MANAGED, ContainerSpec, Engine, free_port
+
+Progress = Callable[[str], None]
+
+#: pytest exit codes that mean the grader suite itself is broken, never a pass.
+_BROKEN_SUITE = {2: "was interrupted by errors while collecting checks", 3: "hit an internal error",
+                 4: "was called wrongly", 5: "holds no checks"}
+
+
+class StageFailed(Exception):
+    """A stage did not succeed; carries the check that says why."""
+
+    def __init__(self, check: CheckResult) -> None:
+        super().__init__(check.message)
+        self.check = check
+
+
+@dataclasses.dataclass
+class _Running:
+    """What one grade has started, for probes, the grader context and teardown."""
+
+    grade_id: str
+    network: str = ""
+    services: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+def app_image_tag(exercise: Exercise, workspace: Path) -> str:
+    """One tag per workspace, so rebuilding after an edit reuses the build cache."""
+    digest = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()[:10]
+    return f"bb/app/{exercise.id}-{digest}:latest"
+
+
+def grade_exercise(
+    pack: Pack,
+    exercise: Exercise,
+    workspace: Path,
+    *,
+    engine: Engine,
+    on_progress: Progress | None = None,
+    keep_image: bool = True,
+) -> GradeReport:
+    """Grade ``workspace`` as an attempt at ``exercise``.
+
+    Args:
+        keep_image: keep the app's image afterwards (its layers make the next build fast).
+
+    Raises:
+        EnvironmentProblem: an image is missing or Docker failed.
+        ContentError: the grader suite is broken.
+    """
+    say = on_progress or (lambda _message: None)
+    started = time.monotonic()
+    deadline = started + exercise.grader.timeout
+    timings: dict[str, float] = {}
+    checks: list[CheckResult] = []
+    _require_images(pack, exercise, engine)
+
+    running = _Running(grade_id=secrets.token_hex(4))
+    blocked: str | None = None
+    tag = app_image_tag(exercise, workspace)
+    entry = journal.open_entry(running.grade_id)
+    try:
+        for stage, action in (
+            ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
+            ("services", lambda: _start_services(pack, exercise, engine, running, deadline, say)),
+            ("migrate", lambda: _migrate(exercise, engine, running, tag, deadline, say)),
+            ("app", lambda: _start_app(exercise, engine, running, tag, deadline, say)),
+        ):
+            t0 = time.monotonic()
+            try:
+                check = action()
+            except StageFailed as failure:
+                checks.append(failure.check)
+                blocked = f"can't check until this passes: {failure.check.description}"
+                break
+            finally:
+                timings[stage] = time.monotonic() - t0
+            if check is not None:
+                checks.append(check)
+        t0 = time.monotonic()
+        say("running the checks")
+        checks.extend(_run_suite(pack, exercise, running, blocked, deadline))
+        timings["checks"] = time.monotonic() - t0
+    finally:
+        t0 = time.monotonic()
+        engine.remove_grade(running.grade_id)
+        if not keep_image:
+            engine.remove_image(tag)
+        entry.unlink(missing_ok=True)
+        timings["teardown"] = time.monotonic() - t0
+    return GradeReport(
+        exercise=exercise.id,
+        title=exercise.title,
+        checks=tuple(checks),
+        duration=time.monotonic() - started,
+        timings=timings,
+    )
+
+
+def _require_images(pack: Pack, exercise: Exercise, engine: Engine) -> None:
+    missing = [pack.image_tag(name) for name in pack.course.images
+               if not engine.has_image(pack.image_tag(name))]
+    if missing:
+        raise EnvironmentProblem(
+            f"The course images are not built yet ({', '.join(missing)}).",
+            hint="Run `bb setup` once; after it, grading works offline.",
+        )
+    for service in exercise.services.values():
+        ref = pack.image_ref(service.image)
+        if not engine.has_image(ref):
+            engine.pull(ref)
+
+
+def _stage(name: str, description: str, status: Status, message: str = "", **kw: Any) -> CheckResult:
+    return CheckResult(name=name, description=description, status=status, message=message, **kw)
+
+
+def _time_left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+def _out_of_time(name: str, description: str) -> StageFailed:
+    return StageFailed(_stage(name, description, Status.FAILED,
+                              "The grading time limit was reached during this step."))
+
+
+def _build_app(engine: Engine, workspace: Path, tag: str, deadline: float,
+               say: Progress) -> CheckResult:
+    description = "your app's image builds from its Dockerfile"
+    if not (workspace / "Dockerfile").is_file():
+        raise StageFailed(_stage("build", description, Status.FAILED,
+                                 f"There is no Dockerfile in {workspace}.",
+                                 hint="Restore the Dockerfile from the starter project."))
+    say("building your app's image")
+    outcome = engine.build(workspace, tag, labels={MANAGED: "1", "io.bb.app": "1"},
+                           deadline=deadline)
+    if not outcome.ok:
+        tail = "\n".join(outcome.log.splitlines()[-15:])
+        raise StageFailed(_stage("build", description, Status.FAILED,
+                                 "`docker build` failed.", log=tail,
+                                 hint="Read the build log above; the last lines say what broke."))
+    return _stage("build", description, Status.PASSED)
+
+
+def _wait_ready(engine: Engine, container: str, readiness: Readiness, port: int,
+                deadline: float) -> tuple[str | None, bool]:
+    """Poll until ready. Returns (None, _) when ready, else (last reason, container exited)."""
+    from bb.probes import probe
+
+    limit = min(deadline, time.monotonic() + readiness.timeout)
+    while True:
+        reason = probe(readiness, "127.0.0.1", port)
+        if reason is None:
+            return None, False
+        status, _code = engine.state(container)
+        if status in ("exited", "dead"):
+            return reason, True
+        if time.monotonic() > limit:
+            return reason, False
+        time.sleep(0.1)
+
+
+def _start_services(pack: Pack, exercise: Exercise, engine: Engine, running: _Running,
+                    deadline: float, say: Progress) -> CheckResult | None:
+    running.network = f"bb-{running.grade_id}"
+    engine.create_network(running.network, running.grade_id)
+    if not exercise.services:
+        return None
+    description = f"services start ({', '.join(exercise.services)})"
+    say(f"starting {', '.join(exercise.services)}")
+    started: list[tuple[str, str, int]] = []
+    for name, service in exercise.services.items():
+        port = free_port()
+        container = engine.run(
+            ContainerSpec(
+                name=f"bb-{running.grade_id}-{name}", image=pack.image_ref(service.image),
+                environment=service.environment, command=service.command, aliases=(name,),
+                ports={service.port: port}, tmpfs=tuple(service.tmpfs),
+                memory=service.limits.memory, cpus=service.limits.cpus, pids=service.limits.pids,
+            ),
+            network=running.network, grade_id=running.grade_id,
+        )
+        entry: dict[str, Any] = {"container": container, "port": port,
+                                 "ready": service.ready.model_dump(mode="json")}
+        if service.ready.postgres is not None:
+            pg = service.ready.postgres
+            entry["dsn"] = f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{port}/{pg.dbname}"
+        running.services[name] = entry
+        started.append((name, container, port))
+    for name, container, port in started:
+        reason, exited = _wait_ready(engine, container, exercise.services[name].ready, port, deadline)
+        if reason is not None:
+            # A course service that will not start is not the learner's doing.
+            raise StageFailed(_stage(
+                "services", description, Status.ERROR,
+                f"The {name} service {'exited' if exited else 'did not become ready'} ({reason}).",
+                log=engine.logs(container, tail=20),
+                hint="This is not your code: check that Docker has enough memory, then retry.",
+            ))
+    return _stage("services", description, Status.PASSED)
+
+
+def _app_environment(exercise: Exercise) -> dict[str, str]:
+    return {**exercise.app.environment, "PORT": str(exercise.app.port)}
+
+
+def _migrate(exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float,
+             say: Progress) -> CheckResult | None:
+    if not exercise.app.migrate:
+        return None
+    command = " ".join(exercise.app.migrate)
+    description = f"migrations run (`{command}`)"
+    say("running your migrations")
+    container = engine.run(
+        ContainerSpec(name=f"bb-{running.grade_id}-migrate", image=tag,
+                      environment=_app_environment(exercise), command=exercise.app.migrate,
+                      memory=exercise.app.limits.memory, cpus=exercise.app.limits.cpus,
+                      pids=exercise.app.limits.pids),
+        network=running.network, grade_id=running.grade_id,
+    )
+    code = engine.wait(container, timeout=_time_left(deadline))
+    if code is None:
+        raise _out_of_time("migrate", description)
+    if code != 0:
+        raise StageFailed(_stage(
+            "migrate", description, Status.FAILED, f"`{command}` exited with status {code}.",
+            log=engine.logs(container, tail=20),
+            hint="Run your migrations against a fresh database; the log's last lines say what broke.",
+        ))
+    return _stage("migrate", description, Status.PASSED)
+
+
+def _start_app(exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float,
+               say: Progress) -> CheckResult:
+    from bb.probes import describe
+
+    app = exercise.app
+    description = f"your app starts and answers ({describe(app.ready)})"
+    say("starting your app")
+    port = free_port()
+    container = engine.run(
+        ContainerSpec(name=f"bb-{running.grade_id}-app", image=tag,
+                      environment=_app_environment(exercise), aliases=("app",),
+                      ports={app.port: port}, memory=app.limits.memory, cpus=app.limits.cpus,
+                      pids=app.limits.pids),
+        network=running.network, grade_id=running.grade_id,
+    )
+    running.services["app"] = {"container": container, "port": port,
+                               "ready": app.ready.model_dump(mode="json")}
+    reason, exited = _wait_ready(engine, container, app.ready, port, deadline)
+    if reason is not None:
+        if exited:
+            _, code = engine.state(container)
+            message = f"Your app exited with status {code} before it was ready."
+        else:
+            message = f"Your app was not ready after {app.ready.timeout:g} s ({reason})."
+        raise StageFailed(_stage(
+            "app", description, Status.FAILED, message, log=engine.logs(container, tail=25),
+            hint="Start it yourself (`docker build` then `docker run`) and read its log; the last "
+            "lines above usually name the problem.",
+        ))
+    return _stage("app", description, Status.PASSED)
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="bb-grade-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_suite(pack: Pack, exercise: Exercise, running: _Running, blocked: str | None,
+               deadline: float) -> list[CheckResult]:
+    """Run the grader suite under pytest in a child process; its checks as results."""
+    suite = pack.grader_dir(exercise)
+    with _scratch() as scratch:
+        context = {
+            "grade_id": running.grade_id,
+            "seed": secrets.randbits(32),
+            "blocked": blocked,
+            "app_url": f"http://127.0.0.1:{running.services['app']['port']}"
+            if "app" in running.services else "http://127.0.0.1:9",
+            "services": running.services,
+        }
+        (scratch / "context.json").write_text(json.dumps(context), encoding="utf-8")
+        # An ini file of our own: the suite must not pick up whatever pytest settings lie
+        # around it (a repository's pyproject.toml, say).
+        (scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+        results = scratch / "results.jsonl"
+        output = scratch / "pytest.log"
+        command = [
+            sys.executable, "-m", "pytest", str(suite),
+            "-p", "bb.grader_plugin", "-p", "no:cacheprovider",
+            "-c", str(scratch / "pytest.ini"), "--rootdir", str(scratch),
+            "--bb-results", str(results), "-q", "--no-header", "-rN",
+            "--tb=short", "-W", "ignore::DeprecationWarning",
+        ]
+        env = {**os.environ, "BB_GRADE_CONTEXT": str(scratch / "context.json"),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        with output.open("wb") as log:
+            process = subprocess.Popen(command, cwd=scratch, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+            timed_out = False
+            try:
+                code = process.wait(timeout=max(_time_left(deadline), 1.0))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                os.killpg(process.pid, signal.SIGKILL)
+                code = process.wait()
+            except BaseException:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise
+        checks = [_check_from_record(json.loads(line))
+                  for line in results.read_text(encoding="utf-8").splitlines()
+                  if line.strip()] if results.exists() else []
+        if timed_out:
+            checks.append(_stage(
+                "time-limit", f"grading finishes within {exercise.grader.timeout:g} s",
+                Status.FAILED, "Grading was stopped at its time limit; the checks after this "
+                "point did not run.", hint="A request that never returns (a deadlock, a lock "
+                "held forever, an infinite loop) stops the whole grade. Look for one."))
+            return checks
+        if code in _BROKEN_SUITE:
+            tail = "\n".join(output.read_text(encoding="utf-8", errors="replace").splitlines()[-25:])
+            raise ContentError(
+                f"The grader suite {suite} {_BROKEN_SUITE[code]} (pytest exit {code}).\n{tail}",
+                hint="This is a course bug, not yours: run `bb dev check` on the pack.",
+            )
+        if code not in (0, 1):
+            raise ContentError(f"The grader suite {suite} ended with pytest exit {code}.")
+        return checks
+
+
+def _check_from_record(record: dict[str, Any]) -> CheckResult:
+    return CheckResult(
+        name=record["name"], description=record["description"], status=Status(record["status"]),
+        message=record.get("message") or "", expected=record.get("expected"),
+        actual=record.get("actual"), hint=record.get("hint"),
+        duration=float(record.get("duration") or 0.0),
+    )
+
+
+def sweep_leftovers(engine: Engine) -> int:
+    """Remove what killed grades left behind (containers, networks, stale app images)."""
+    removed = engine.sweep()
+    engine.prune_app_images()
+    for entry in journal.stale_entries():
+        entry.unlink(missing_ok=True)
+    return removed
+
+
+def grade_workspace(workspace: Path, *, on_progress: Progress | None = None) -> tuple[str, GradeReport]:
+    """Grade the project in ``workspace``, found through its record file.
+
+    Returns the course id (for the progress store) and the report.
+
+    Raises:
+        UserError: ``workspace`` is not a bb project, or its pack has moved.
+        EnvironmentProblem: Docker or an image is missing.
+        ContentError: the pack or the grader suite is broken.
+    """
+    from bb.errors import UserError
+    from bb.pack import load_pack
+    from bb.scaffold import read_record
+
+    record = read_record(workspace)
+    if not (record.pack / "course" / "course.yaml").is_file():
+        raise UserError(
+            f"The pack this project came from is gone ({record.pack}).",
+            hint=f"Restore it, or edit the pack path in {workspace / '.bb' / 'project.yaml'}.",
+        )
+    pack = load_pack(record.pack)
+    exercise = pack.exercise(record.exercise)
+    engine = Engine.connect()
+    sweep_leftovers(engine)
+    report = grade_exercise(pack, exercise, workspace, engine=engine, on_progress=on_progress)
+    return pack.course.id, report

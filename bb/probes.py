@@ -1,0 +1,65 @@
+"""Readiness probes: is a service really serving yet? Each probe answers None when ready,
+or a short reason when not (kept for the failure message)."""
+
+from __future__ import annotations
+
+import socket
+
+from bb.pack import Readiness
+
+
+def probe(readiness: Readiness, host: str, port: int) -> str | None:
+    if readiness.http is not None:
+        return _http(host, port, readiness.http.path, readiness.http.status)
+    if readiness.postgres is not None:
+        pg = readiness.postgres
+        return _postgres(host, port, pg.user, pg.password, pg.dbname)
+    return _tcp(host, port)
+
+
+def describe(readiness: Readiness) -> str:
+    if readiness.http is not None:
+        return f"GET {readiness.http.path} → {readiness.http.status}"
+    if readiness.postgres is not None:
+        return "a Postgres connection and SELECT 1"
+    return "a TCP connection"
+
+
+def _http(host: str, port: int, path: str, status: int) -> str | None:
+    import httpx
+
+    try:
+        response = httpx.get(f"http://{host}:{port}{path}", timeout=2.0)
+    except httpx.HTTPError as exc:
+        return f"GET {path}: {type(exc).__name__}"
+    if response.status_code != status:
+        return f"GET {path} answered {response.status_code}, not {status}"
+    return None
+
+
+def _postgres(host: str, port: int, user: str, password: str, dbname: str) -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(host=host, port=port, user=user, password=password, dbname=dbname,
+                             connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"Postgres: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+    return None
+
+
+def _tcp(host: str, port: int) -> str | None:
+    # A published port accepts connections even before the container listens (Docker's proxy
+    # accepts, then closes). So a connection only counts when it stays open briefly.
+    try:
+        with socket.create_connection((host, port), timeout=2.0) as sock:
+            sock.settimeout(0.2)
+            try:
+                if sock.recv(1) == b"":
+                    return "the connection was closed at once"
+            except TimeoutError:
+                return None
+    except OSError as exc:
+        return f"TCP: {exc.strerror or type(exc).__name__}"
+    return None
