@@ -6,10 +6,11 @@ Heavy modules (docker, pydantic, jinja2, httpx) are imported inside the commands
 
 from __future__ import annotations
 
+import functools
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -30,6 +31,45 @@ app = typer.Typer(
 dev = typer.Typer(help="Tools for course authors and instructors.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
 
+_debug = bool(os.environ.get("BB_DEBUG"))
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def guarded(command: _Command) -> _Command:
+    """Catch every error once, here: one sentence and a fix on stderr, and the right exit code.
+
+    A command returns an ``ExitCode`` (or None for OK); tracebacks appear only with --debug.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from bb.console import err
+
+        try:
+            code = command(*args, **kwargs)
+        except KeyboardInterrupt:
+            err.print("Interrupted; bb removed what it had started.")
+            code = ExitCode.INTERRUPTED
+        except BBError as exc:
+            from rich.text import Text
+
+            if _debug:
+                err.print_exception()
+            err.print(Text.assemble(("error: ", "bold red"), exc.message), soft_wrap=True)
+            if exc.hint:
+                err.print(Text.assemble("\n", ("hint: ", "bold cyan"), exc.hint), soft_wrap=True)
+            code = exc.exit_code
+        except Exception:
+            if _debug:
+                err.print_exception()
+            err.print("bb hit an unexpected error. This is a bug in bb; re-run with --debug to "
+                      "see the traceback, and please report it.", markup=False, soft_wrap=True)
+            code = ExitCode.INTERNAL
+        if code:
+            raise typer.Exit(int(code))
+
+    return wrapper  # type: ignore[return-value]
+
 PackOption = Annotated[
     Optional[Path],
     typer.Option("--pack", envvar="BB_PACK", help="An exercise pack's directory [default: the built-in course].",
@@ -49,6 +89,8 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show bb's version.")] = False,
 ) -> None:
+    global _debug
+    _debug = _debug or debug
     _sweep_after_killed_grades()
 
 
@@ -79,6 +121,7 @@ def _load(pack_dir: Path | None) -> Pack:
 
 
 @app.command()
+@guarded
 def setup(
     ca_bundle: Annotated[Optional[Path], typer.Option(
         help="Extra CA certificates (PEM) for builds behind a TLS-intercepting proxy "
@@ -112,6 +155,7 @@ def setup(
 
 
 @app.command("list")
+@guarded
 def list_(pack: PackOption = None) -> None:
     """Show the course: its modules and exercises, with your progress on each."""
     from bb import progress
@@ -123,6 +167,7 @@ def list_(pack: PackOption = None) -> None:
 
 
 @app.command()
+@guarded
 def start(
     exercise: Annotated[Optional[str], typer.Argument(
         help="The exercise to start [default: the next one you have not passed].",
@@ -164,6 +209,7 @@ def _next_exercise(pack: Pack, done: dict[str, object]) -> Exercise:
 
 
 @app.command()
+@guarded
 def grade(
     directory: Annotated[Optional[Path], typer.Option(
         "--dir", help="The project to grade [default: the one you are in].",
@@ -195,6 +241,7 @@ def grade(
 
 
 @app.command()
+@guarded
 def status(pack: PackOption = None) -> None:
     """Show your progress through the course."""
     from bb import progress
@@ -206,6 +253,7 @@ def status(pack: PackOption = None) -> None:
 
 
 @app.command()
+@guarded
 def hint(
     exercise: Annotated[Optional[str], typer.Argument(
         help="The exercise [default: the project you are in, or your current exercise].",
@@ -233,6 +281,7 @@ def hint(
 
 
 @dev.command("check")
+@guarded
 def dev_check(
     pack: PackOption = None,
     exercise: Annotated[Optional[list[str]], typer.Option(
@@ -261,43 +310,13 @@ def dev_check(
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run bb with ``argv``; return the exit code. All error handling lives here."""
-    import click
-
-    from bb.console import err
-
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args or bool(os.environ.get("BB_DEBUG"))
+    """Run bb with ``argv`` and return its exit code (for tests and embedding)."""
     try:
-        result = app(args=args, prog_name="bb", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        err.print("Interrupted.")
-        return ExitCode.INTERRUPTED
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return ExitCode.USAGE
-    except KeyboardInterrupt:
-        err.print("Interrupted; everything bb started has been removed.")
-        return ExitCode.INTERRUPTED
-    except BBError as exc:
-        if debug:
-            err.print_exception()
-        from rich.text import Text
-
-        err.print(Text.assemble(("error: ", "bold red"), exc.message))
-        if exc.hint:
-            err.print(Text.assemble("\n", ("hint: ", "bold cyan"), exc.hint))
-        return exc.exit_code
-    except Exception:
-        if debug:
-            err.print_exception()
-        err.print("bb hit an unexpected error. This is a bug in bb; re-run with --debug to see "
-                  "the traceback, and please report it.", markup=False)
-        return ExitCode.INTERNAL
-    return int(result) if isinstance(result, int) else ExitCode.OK
+        app(args=argv, prog_name="bb")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return ExitCode.OK
 
 
 def main() -> None:
-    sys.exit(run())
+    app(prog_name="bb")

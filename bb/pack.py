@@ -166,6 +166,13 @@ class Pack(BaseModel):
     def lesson_path(self, exercise_id: str) -> Path:
         return self.root / "course" / "lessons" / f"{exercise_id}.md"
 
+    def lesson_text(self, exercise_id: str) -> str:
+        path = self.lesson_path(exercise_id)
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ContentError(f"{path}: the lesson of {exercise_id!r} is missing.") from None
+
     def template_dirs(self, exercise: Exercise) -> list[Path]:
         return [self.root / "templates" / name for name in exercise.template]
 

@@ -121,5 +121,5 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
     )
     verdict = ("All checks passed.", "bold green") if report.passed else (
         "Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
-    parts.append(Text.assemble("\n", verdict, f"  {counts} in {report.duration:.1f} s"))
+    parts.append(Text.assemble("\n", verdict, f"\n{counts} in {report.duration:.1f} s"))
     return Group(*parts)

@@ -47,7 +47,7 @@ def course_map(pack: Pack, progress: Mapping[str, ExerciseProgress],
 
 
 def lesson(pack: Pack, exercise: Exercise) -> Any:
-    text = pack.lesson_path(exercise.id).read_text(encoding="utf-8")
+    text = pack.lesson_text(exercise.id)
     return Group(Markdown(text), Text(""))
 
 

@@ -1,0 +1,113 @@
+"""The command line: help, exit codes, errors as one sentence plus a fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bb.errors import ExitCode
+from tests.conftest import MINI_PACK, run_bb
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_bb("--help")
+    for command in ("setup", "list", "start", "grade", "status", "hint", "dev"):
+        assert command in result.stdout
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from bb.cli import run; run(['--help']); "
+            "print(sorted(m for m in ('docker','pydantic','jinja2','httpx','psycopg','yaml') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run_bb("frobnicate", expect=ExitCode.USAGE)
+    assert "No such command" in result.stderr
+
+
+def test_list_shows_the_course_with_status() -> None:
+    result = run_bb("list")
+    assert "rest-crud" in result.stdout and "transactions" in result.stdout
+    assert "not started" in result.stdout
+
+
+def test_start_scaffolds_records_and_keeps_edits(tmp_path: Path) -> None:
+    result = run_bb("start", "hello", "--pack", MINI_PACK)
+    workspace = tmp_path / "projects" / "hello"
+    assert str(workspace) in result.stdout
+    assert "Make GET /hello answer 200" in result.stdout  # the lesson
+    assert (workspace / ".bb" / "project.yaml").is_file()
+    (workspace / "answers.py").write_text("# mine\n")
+    again = run_bb("start", "hello", "--pack", MINI_PACK)
+    assert "left it untouched" in again.stderr
+    assert (workspace / "answers.py").read_text() == "# mine\n"
+    assert "started" in run_bb("status", "--pack", MINI_PACK).stdout
+
+
+def test_start_without_exercise_picks_the_first_unfinished(tmp_path: Path) -> None:
+    run_bb("start", "--dir", tmp_path / "here")
+    assert "rest-crud" in (tmp_path / "here" / ".bb" / "project.yaml").read_text()
+
+
+def test_start_unknown_exercise(tmp_path: Path) -> None:
+    result = run_bb("start", "nope", expect=ExitCode.USAGE)
+    assert "error: There is no exercise called 'nope'" in result.stderr
+    assert "hint: Known exercises: rest-crud, transactions" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_hint_inside_a_workspace_shows_its_exercise(tmp_path: Path) -> None:
+    run_bb("start", "transactions", "--dir", tmp_path / "ws")
+    result = run_bb("hint", cwd=tmp_path / "ws")
+    assert "Hints for transactions" in result.stdout
+    assert "lost-update" in result.stdout
+
+
+def test_grade_outside_a_project(tmp_path: Path) -> None:
+    result = run_bb("grade", cwd=tmp_path, expect=ExitCode.USAGE)
+    assert "is not inside a bb project" in result.stderr
+
+
+def test_grade_without_docker_says_how_to_fix_it(tmp_path: Path) -> None:
+    run_bb("start", "hello", "--pack", MINI_PACK, "--dir", tmp_path / "ws")
+    result = run_bb("grade", "--json", cwd=tmp_path / "ws", expect=ExitCode.ENVIRONMENT,
+                    env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert "could not reach a Docker engine" in result.stderr
+    assert "hint: Start the Docker engine" in result.stderr
+    assert result.stdout == ""  # --json keeps stdout for the document alone
+
+
+def test_broken_pack_is_a_content_error(tmp_path: Path) -> None:
+    (tmp_path / "pack" / "course").mkdir(parents=True)
+    (tmp_path / "pack" / "course" / "course.yaml").write_text("format_version: 1\nid: x\n")
+    result = run_bb("list", "--pack", tmp_path / "pack", expect=ExitCode.CONTENT)
+    assert "course.yaml: title: Field required" in result.stderr
+
+
+def test_dev_check_without_grading_finds_static_problems() -> None:
+    result = run_bb("dev", "check", "--pack", MINI_PACK, "--no-grade", expect=ExitCode.CONTENT)
+    assert "graders/broken: no test_*.py files" in result.stdout.replace("\n", "")
+
+
+def test_unexpected_errors_hide_the_traceback_unless_debug(tmp_path: Path) -> None:
+    # A progress store that is a directory makes sqlite fail in a way bb does not expect.
+    home = tmp_path / "bb-home"
+    (home / "progress.sqlite3").mkdir(parents=True)
+    result = run_bb("status", expect=ExitCode.ENVIRONMENT)
+    assert "Traceback" not in result.stderr
+    debug = run_bb("--debug", "status", expect=ExitCode.ENVIRONMENT)
+    assert "Traceback" in debug.stderr
+
+
+def test_json_document_shape_is_stable() -> None:
+    from bb.report import CheckResult, GradeReport, Status, to_json
+
+    report = GradeReport(exercise="e", title="E", duration=0.1, timings={}, checks=(
+        CheckResult(name="n", description="d", status=Status.PASSED),))
+    assert json.loads(json.dumps(to_json(report)))["passed"] is True

@@ -1,0 +1,131 @@
+"""Grading on a real Docker engine, through the CLI, on the mini course's exercises."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bb.errors import ExitCode
+from bb.pack import load_pack
+from bb.scaffold import lay_solution
+from tests.conftest import MINI_PACK, run_bb
+
+pytestmark = pytest.mark.docker
+
+
+def _workspace(tmp_path: Path, exercise: str, *, solved: bool) -> Path:
+    workspace = tmp_path / exercise
+    run_bb("start", exercise, "--pack", MINI_PACK, "--dir", workspace)
+    if solved:
+        lay_solution(load_pack(MINI_PACK).exercise(exercise), workspace)
+    return workspace
+
+
+def _grade_json(workspace: Path, expect: int) -> dict[str, Any]:
+    result = run_bb("grade", "--json", cwd=workspace, expect=expect)
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def _by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in document["checks"]}
+
+
+def test_starter_fails_with_expected_arrived_and_hint(tmp_path: Path, no_leftovers: Any) -> None:
+    document = _grade_json(_workspace(tmp_path, "hello", solved=False), ExitCode.CHECKS_FAILED)
+    assert document["bb_result_version"] == 1
+    assert document["passed"] is False
+    checks = _by_name(document)
+    assert [checks[n]["status"] for n in ("build", "app", "health", "restart_keeps_serving")] == [
+        "passed"] * 4
+    hello = checks["hello"]
+    assert hello["status"] == "failed"
+    assert hello["expected"] == "200"
+    assert "404" in hello["actual"]
+    assert hello["hint"] == "Add /hello to ROUTES in answers.py."
+
+
+def test_solution_passes_and_progress_is_kept(tmp_path: Path, no_leftovers: Any) -> None:
+    workspace = _workspace(tmp_path, "hello", solved=True)
+    document = _grade_json(workspace, ExitCode.OK)
+    assert document["passed"] is True
+    assert {c["status"] for c in document["checks"]} == {"passed"}
+    status = run_bb("status", "--pack", MINI_PACK)
+    assert "passed" in status.stdout
+    table = run_bb("grade", cwd=workspace)  # the terminal rendering, too
+    assert "✓ passed  GET /hello answers hi" in table.stdout
+    assert "All checks passed." in table.stdout
+
+
+def test_an_app_that_exits_shows_its_log_and_skips_the_checks(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    document = _grade_json(_workspace(tmp_path, "crash", solved=True), ExitCode.CHECKS_FAILED)
+    checks = _by_name(document)
+    app = checks["app"]
+    assert app["status"] == "failed"
+    assert "exited with status 1" in app["message"]
+    assert "crashing on purpose" in app["log"]
+    suite = [checks[n] for n in ("health", "hello", "restart_keeps_serving")]
+    assert {c["status"] for c in suite} == {"skipped"}
+    assert all("can't check until this passes" in c["message"] for c in suite)
+
+
+def test_the_time_limit_is_reported_not_hung(tmp_path: Path, no_leftovers: Any) -> None:
+    began = time.monotonic()
+    document = _grade_json(_workspace(tmp_path, "slow", solved=True), ExitCode.CHECKS_FAILED)
+    assert time.monotonic() - began < 25 + 30  # the limit plus start-up and teardown
+    checks = _by_name(document)
+    assert checks["health"]["status"] == "passed"
+    assert checks["time-limit"]["status"] == "failed"
+    assert "time limit" in checks["time-limit"]["message"]
+
+
+def test_a_suite_without_checks_is_a_course_error(tmp_path: Path, no_leftovers: Any) -> None:
+    workspace = _workspace(tmp_path, "broken", solved=True)
+    result = run_bb("grade", cwd=workspace, expect=ExitCode.CONTENT)
+    assert "holds no checks" in result.stderr
+    assert "course bug" in result.stderr
+
+
+def _start_grading(workspace: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bb", "grade"], cwd=workspace,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ.copy())
+
+
+def _wait_for_app_container(engine: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(name.endswith("-app") for name in engine.managed_objects()):
+        assert time.monotonic() < deadline, "the grade never started the app"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_mid_grade_leaves_nothing(tmp_path: Path, no_leftovers: Any) -> None:
+    process = _start_grading(_workspace(tmp_path, "slow", solved=True))
+    _wait_for_app_container(no_leftovers)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    assert "Interrupted" in stderr
+
+
+def test_kill_9_leftovers_are_swept_by_the_next_command(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    process = _start_grading(_workspace(tmp_path, "slow", solved=True))
+    _wait_for_app_container(no_leftovers)
+    process.kill()
+    process.communicate(timeout=30)
+    assert no_leftovers.managed_objects(), "kill -9 should have left the grade's containers"
+    run_bb("list")  # any next command
+    assert no_leftovers.managed_objects() == []
