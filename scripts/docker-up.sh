@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make a Docker engine and the base image available on a fresh Debian machine.
+# Make a Docker engine and the base image available on a fresh Debian/Ubuntu machine (as root).
+# Where no image registry is reachable, the base image is made locally with debootstrap.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 
