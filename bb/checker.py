@@ -8,6 +8,7 @@ the reference solution laid over it is graded (it must pass).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -49,11 +50,14 @@ def static_problems(pack: Pack, exercise: Exercise) -> list[str]:
         except ContentError as exc:
             problems.append(exc.message)
         else:
-            if not any("TODO" in (Path(scratch) / f).read_text(encoding="utf-8", errors="replace")
-                       for f in files):
+            if not any(
+                "TODO" in (Path(scratch) / f).read_text(encoding="utf-8", errors="replace")
+                for f in files
+            ):
                 problems.append(
                     f"{exercise.id}: the starter has no `TODO` marker. Add at least one, to show "
-                    "the learner where to start.")
+                    "the learner where to start."
+                )
     return problems
 
 
@@ -77,7 +81,7 @@ def check_exercise(
     from bb.runtime import Engine
     from bb.scaffold import lay_solution, new_project
 
-    say = on_progress or (lambda _m: None)
+    say: Callable[[str], None] = on_progress or (lambda _m: None)
     engine = Engine.connect()
     engine.sweep()
     reports: dict[str, GradeReport] = {}
@@ -90,16 +94,28 @@ def check_exercise(
                 lay_solution(exercise, workspace)
             say(f"{exercise.id}: grading the {variant}")
             reports[variant] = grade_exercise(
-                pack, exercise, workspace, engine=engine, keep_image=False,
-                on_progress=lambda m, v=variant: say(f"{exercise.id} ({v}): {m}"),
+                pack,
+                exercise,
+                workspace,
+                engine=engine,
+                keep_image=False,
+                on_progress=functools.partial(_prefixed, say, f"{exercise.id} ({variant})"),
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     starter, solution = reports["starter"], reports["solution"]
     if starter.passed:
-        problems.append(f"{exercise.id}: the unmodified starter PASSES its grader; a check that "
-                        "cannot fail teaches nothing.")
+        problems.append(
+            f"{exercise.id}: the unmodified starter PASSES its grader; a check that "
+            "cannot fail teaches nothing."
+        )
     if not solution.passed:
-        failing = ", ".join(c.name for c in solution.checks if c.status.value in ("failed", "error"))
+        failing = ", ".join(
+            c.name for c in solution.checks if c.status.value in ("failed", "error")
+        )
         problems.append(f"{exercise.id}: the reference solution fails its grader ({failing}).")
     return ExerciseCheck(exercise.id, tuple(problems), starter=starter, solution=solution)
+
+
+def _prefixed(say: Callable[[str], None], prefix: str, message: str) -> None:
+    say(f"{prefix}: {message}")

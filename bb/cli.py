@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
@@ -19,10 +19,12 @@ from bb.errors import BBError, ExitCode, UserError
 
 if TYPE_CHECKING:
     from bb.pack import Exercise, Pack
+    from bb.progress import ExerciseProgress
 
 app = typer.Typer(
     name="bb",
-    help="A bootcamp that turns Python coders into backend engineers, one graded project at a time.",
+    help="A bootcamp that turns Python coders into backend engineers, one graded project "
+    "at a time.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -62,18 +64,27 @@ def guarded(command: _Command) -> _Command:
         except Exception:
             if _debug:
                 err.print_exception()
-            err.print("bb hit an unexpected error. This is a bug in bb; re-run with --debug to "
-                      "see the traceback, and please report it.", markup=False, soft_wrap=True)
+            err.print(
+                "bb hit an unexpected error. This is a bug in bb; re-run with --debug to "
+                "see the traceback, and please report it.",
+                markup=False,
+                soft_wrap=True,
+            )
             code = ExitCode.INTERNAL
         if code:
             raise typer.Exit(int(code))
 
     return wrapper  # type: ignore[return-value]
 
+
 PackOption = Annotated[
     Optional[Path],
-    typer.Option("--pack", envvar="BB_PACK", help="An exercise pack's directory [default: the built-in course].",
-                 show_default=False),
+    typer.Option(
+        "--pack",
+        envvar="BB_PACK",
+        help="An exercise pack's directory [default: the built-in course].",
+        show_default=False,
+    ),
 ]
 
 
@@ -86,8 +97,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show bb's version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show bb's version.")
+    ] = False,
 ) -> None:
     global _debug
     _debug = _debug or debug
@@ -123,13 +135,18 @@ def _load(pack_dir: Path | None) -> Pack:
 @app.command()
 @guarded
 def setup(
-    ca_bundle: Annotated[Optional[Path], typer.Option(
-        help="Extra CA certificates (PEM) for builds behind a TLS-intercepting proxy "
-             "[default: this machine's bundle].", show_default=False)] = None,
+    ca_bundle: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Extra CA certificates (PEM) for builds behind a TLS-intercepting proxy "
+            "[default: this machine's bundle].",
+            show_default=False,
+        ),
+    ] = None,
     rebuild: Annotated[bool, typer.Option(help="Rebuild images that already exist.")] = False,
     pack: PackOption = None,
 ) -> None:
-    """Check the Docker engine and build the images the course uses (once; then grading is offline)."""
+    """Check the Docker engine and build the course images (once; then grading is offline)."""
     from bb.console import err
     from bb.grading import sweep_leftovers
     from bb.images import build_course_images
@@ -140,15 +157,19 @@ def setup(
     err.print("✓ Docker engine answers")
     sweep_leftovers(engine)
     with err.status("checking images") as status:
+
         def on_image(name: str, tag: str) -> None:
             err.print(f"… building {name} ({tag}); this takes a minute")
             status.update(f"building {name}")
 
         def on_line(line: str) -> None:
-            status.update(f"building: {line[:70]}", )
+            status.update(
+                f"building: {line[:70]}",
+            )
 
-        results = build_course_images(loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild,
-                                      on_image=on_image, on_line=on_line)
+        results = build_course_images(
+            loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild, on_image=on_image, on_line=on_line
+        )
     for image in results:
         err.print(f"✓ {image.name}: {image.tag} {'built' if image.built else 'already there'}")
     err.print("\nReady. Start the first exercise with `bb start`.")
@@ -169,12 +190,21 @@ def list_(pack: PackOption = None) -> None:
 @app.command()
 @guarded
 def start(
-    exercise: Annotated[Optional[str], typer.Argument(
-        help="The exercise to start [default: the next one you have not passed].",
-        show_default=False)] = None,
-    directory: Annotated[Optional[Path], typer.Option(
-        "--dir", help="Where to create the project [default: ~/bb-projects/EXERCISE].",
-        show_default=False)] = None,
+    exercise: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="The exercise to start [default: the next one you have not passed].",
+            show_default=False,
+        ),
+    ] = None,
+    directory: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--dir",
+            help="Where to create the project [default: ~/bb-projects/EXERCISE].",
+            show_default=False,
+        ),
+    ] = None,
     pack: PackOption = None,
 ) -> None:
     """Explain the next exercise and create its starter project."""
@@ -197,25 +227,32 @@ def start(
     out.print(next_steps(result.workspace, created=result.created))
 
 
-def _next_exercise(pack: Pack, done: dict[str, object]) -> Exercise:
-    from bb.progress import ExerciseProgress
-
+def _next_exercise(pack: Pack, done: Mapping[str, ExerciseProgress]) -> Exercise:
     for exercise_id, exercise in pack.exercises.items():
         state = done.get(exercise_id)
-        if not (isinstance(state, ExerciseProgress) and state.passed_at is not None):
+        if state is None or state.passed_at is None:
             return exercise
-    raise UserError("You have passed every exercise of this course. Well done!",
-                    hint="Name one to revisit it: `bb start EXERCISE`.")
+    raise UserError(
+        "You have passed every exercise of this course. Well done!",
+        hint="Name one to revisit it: `bb start EXERCISE`.",
+    )
 
 
 @app.command()
 @guarded
 def grade(
-    directory: Annotated[Optional[Path], typer.Option(
-        "--dir", help="The project to grade [default: the one you are in].",
-        show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details of passed checks too.")] = False,
+    directory: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--dir", help="The project to grade [default: the one you are in].", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show details of passed checks too.")
+    ] = False,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
     from bb import paths, progress
@@ -226,8 +263,10 @@ def grade(
     start_dir = directory or Path.cwd()
     workspace = paths.find_workspace(start_dir)
     if workspace is None:
-        raise UserError(f"{start_dir} is not inside a bb project.",
-                        hint="cd into a project made by `bb start` (or pass --dir PATH).")
+        raise UserError(
+            f"{start_dir} is not inside a bb project.",
+            hint="cd into a project made by `bb start` (or pass --dir PATH).",
+        )
     with err.status("grading") as status:
         course_id, report = grade_workspace(workspace, on_progress=lambda m: status.update(m))
     progress.record_attempt(course_id, report)
@@ -255,9 +294,13 @@ def status(pack: PackOption = None) -> None:
 @app.command()
 @guarded
 def hint(
-    exercise: Annotated[Optional[str], typer.Argument(
-        help="The exercise [default: the project you are in, or your current exercise].",
-        show_default=False)] = None,
+    exercise: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="The exercise [default: the project you are in, or your current exercise].",
+            show_default=False,
+        ),
+    ] = None,
     pack: PackOption = None,
 ) -> None:
     """Show the hints for the current exercise."""
@@ -272,8 +315,11 @@ def hint(
         chosen = loaded.exercise(record.exercise)
     else:
         loaded = _load(pack)
-        chosen = loaded.exercise(exercise) if exercise else _next_exercise(
-            loaded, progress.load(loaded.course.id))
+        chosen = (
+            loaded.exercise(exercise)
+            if exercise
+            else _next_exercise(loaded, progress.load(loaded.course.id))
+        )
     out.print(hints(chosen))
 
 
@@ -284,10 +330,18 @@ def hint(
 @guarded
 def dev_check(
     pack: PackOption = None,
-    exercise: Annotated[Optional[list[str]], typer.Option(
-        "--exercise", "-e", help="Check only this exercise (repeatable).", show_default=False)] = None,
-    grade_: Annotated[bool, typer.Option(
-        "--grade/--no-grade", help="Grade each starter (must fail) and solution (must pass).")] = True,
+    exercise: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--exercise", "-e", help="Check only this exercise (repeatable).", show_default=False
+        ),
+    ] = None,
+    grade_: Annotated[
+        bool,
+        typer.Option(
+            "--grade/--no-grade", help="Grade each starter (must fail) and solution (must pass)."
+        ),
+    ] = True,
 ) -> int:
     """Validate a pack; grade every exercise's starter (must fail) and solution (must pass)."""
     from bb.checker import check_exercise
@@ -300,8 +354,9 @@ def dev_check(
     results = []
     with err.status("checking") as status:
         for item in chosen:
-            results.append(check_exercise(loaded, item, grade=grade_,
-                                          on_progress=lambda m: status.update(m)))
+            results.append(
+                check_exercise(loaded, item, grade=grade_, on_progress=lambda m: status.update(m))
+            )
     out.print(checker_summary(results))
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.CONTENT
 

@@ -81,8 +81,7 @@ def expect_status(response: httpx.Response, status: int, *, hint: str | None = N
     request = response.request
     expect(
         response.status_code == status,
-        f"{request.method} {request.url.path} should answer {status}, "
-        f"not {response.status_code}.",
+        f"{request.method} {request.url.path} should answer {status}, not {response.status_code}.",
         expected=status,
         actual=describe(response),
         hint=hint,
@@ -108,13 +107,22 @@ def expect_problem(
         hint=hint,
     )
     body = json_body(response)
-    expect(isinstance(body, dict) and body.get("status") == status,
-           f"{where}: the problem body should carry \"status\": {status}.",
-           expected=status, actual=describe(response), hint=hint)
+    expect(
+        isinstance(body, dict) and body.get("status") == status,
+        f'{where}: the problem body should carry "status": {status}.',
+        expected=status,
+        actual=describe(response),
+        hint=hint,
+    )
     if field is not None:
         fields = [e.get("field") for e in body.get("errors") or [] if isinstance(e, dict)]
-        expect(field in fields, f"{where}: errors[].field should name {field!r}.",
-               expected=field, actual=fields, hint=hint)
+        expect(
+            field in fields,
+            f"{where}: errors[].field should name {field!r}.",
+            expected=field,
+            actual=fields,
+            hint=hint,
+        )
     return dict(body)
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ class Stack:
         return int(self._service(service)["port"])
 
     def logs(self, name: str = "app", tail: int = 50) -> str:
-        return self._engine().logs(self._service(name)["container"], tail=tail)
+        return str(self._engine().logs(self._service(name)["container"], tail=tail))
 
     def restart(self, name: str = "app") -> None:
         """Restart a container and block until it is ready again (its ports do not change)."""
@@ -134,12 +134,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(blocked)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if report.when == "call" or (report.when == "setup" and not report.passed):
         report._bb_record = _record(item, report, call)  # type: ignore[attr-defined]
+    return report
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -153,7 +155,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _results_file: list[Path] = []
 
 
-def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]) -> dict[str, Any]:
+def _record(
+    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]
+) -> dict[str, Any]:
     function = getattr(item, "function", None)
     doc = (getattr(function, "__doc__", None) or "").strip().splitlines()
     marker = item.get_closest_marker("bb_hint")
@@ -171,7 +175,9 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     elif report.skipped:
         record["status"] = "skipped"
         longrepr = report.longrepr
-        record["message"] = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).removeprefix("Skipped: ")
+        record["message"] = str(
+            longrepr[2] if isinstance(longrepr, tuple) else longrepr
+        ).removeprefix("Skipped: ")
     else:
         exc = call.excinfo.value if call.excinfo is not None else None
         record["status"] = "failed" if report.when == "call" else "error"

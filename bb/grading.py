@@ -32,8 +32,12 @@ from bb.runtime import MANAGED, ContainerSpec, Engine, free_port
 Progress = Callable[[str], None]
 
 #: pytest exit codes that mean the grader suite itself is broken, never a pass.
-_BROKEN_SUITE = {2: "was interrupted by errors while collecting checks", 3: "hit an internal error",
-                 4: "was called wrongly", 5: "holds no checks"}
+_BROKEN_SUITE = {
+    2: "was interrupted by errors while collecting checks",
+    3: "hit an internal error",
+    4: "was called wrongly",
+    5: "holds no checks",
+}
 
 
 class StageFailed(Exception):
@@ -89,12 +93,13 @@ def grade_exercise(
     tag = app_image_tag(exercise, workspace)
     entry = journal.open_entry(running.grade_id)
     try:
-        for stage, action in (
+        stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
             ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
             ("services", lambda: _start_services(pack, exercise, engine, running, deadline, say)),
             ("migrate", lambda: _migrate(exercise, engine, running, tag, deadline, say)),
             ("app", lambda: _start_app(exercise, engine, running, tag, deadline, say)),
-        ):
+        ]
+        for stage, action in stages:
             t0 = time.monotonic()
             try:
                 check = action()
@@ -127,8 +132,11 @@ def grade_exercise(
 
 
 def _require_images(pack: Pack, exercise: Exercise, engine: Engine) -> None:
-    missing = [pack.image_tag(name) for name in pack.course.images
-               if not engine.has_image(pack.image_tag(name))]
+    missing = [
+        pack.image_tag(name)
+        for name in pack.course.images
+        if not engine.has_image(pack.image_tag(name))
+    ]
     if missing:
         raise EnvironmentProblem(
             f"The course images are not built yet ({', '.join(missing)}).",
@@ -140,7 +148,9 @@ def _require_images(pack: Pack, exercise: Exercise, engine: Engine) -> None:
             engine.pull(ref)
 
 
-def _stage(name: str, description: str, status: Status, message: str = "", **kw: Any) -> CheckResult:
+def _stage(
+    name: str, description: str, status: Status, message: str = "", **kw: Any
+) -> CheckResult:
     return CheckResult(name=name, description=description, status=status, message=message, **kw)
 
 
@@ -149,30 +159,49 @@ def _time_left(deadline: float) -> float:
 
 
 def _out_of_time(name: str, description: str) -> StageFailed:
-    return StageFailed(_stage(name, description, Status.FAILED,
-                              "The grading time limit was reached during this step."))
+    return StageFailed(
+        _stage(
+            name, description, Status.FAILED, "The grading time limit was reached during this step."
+        )
+    )
 
 
-def _build_app(engine: Engine, workspace: Path, tag: str, deadline: float,
-               say: Progress) -> CheckResult:
+def _build_app(
+    engine: Engine, workspace: Path, tag: str, deadline: float, say: Progress
+) -> CheckResult:
     description = "your app's image builds from its Dockerfile"
     if not (workspace / "Dockerfile").is_file():
-        raise StageFailed(_stage("build", description, Status.FAILED,
-                                 f"There is no Dockerfile in {workspace}.",
-                                 hint="Restore the Dockerfile from the starter project."))
+        raise StageFailed(
+            _stage(
+                "build",
+                description,
+                Status.FAILED,
+                f"There is no Dockerfile in {workspace}.",
+                hint="Restore the Dockerfile from the starter project.",
+            )
+        )
     say("building your app's image")
-    outcome = engine.build(workspace, tag, labels={MANAGED: "1", "io.bb.app": "1"},
-                           deadline=deadline)
+    outcome = engine.build(
+        workspace, tag, labels={MANAGED: "1", "io.bb.app": "1"}, deadline=deadline
+    )
     if not outcome.ok:
         tail = "\n".join(outcome.log.splitlines()[-15:])
-        raise StageFailed(_stage("build", description, Status.FAILED,
-                                 "`docker build` failed.", log=tail,
-                                 hint="Read the build log above; the last lines say what broke."))
+        raise StageFailed(
+            _stage(
+                "build",
+                description,
+                Status.FAILED,
+                "`docker build` failed.",
+                log=tail,
+                hint="Read the build log above; the last lines say what broke.",
+            )
+        )
     return _stage("build", description, Status.PASSED)
 
 
-def _wait_ready(engine: Engine, container: str, readiness: Readiness, port: int,
-                deadline: float) -> tuple[str | None, bool]:
+def _wait_ready(
+    engine: Engine, container: str, readiness: Readiness, port: int, deadline: float
+) -> tuple[str | None, bool]:
     """Poll until ready. Returns (None, _) when ready, else (last reason, container exited)."""
     from bb.probes import probe
 
@@ -189,8 +218,14 @@ def _wait_ready(engine: Engine, container: str, readiness: Readiness, port: int,
         time.sleep(0.1)
 
 
-def _start_services(pack: Pack, exercise: Exercise, engine: Engine, running: _Running,
-                    deadline: float, say: Progress) -> CheckResult | None:
+def _start_services(
+    pack: Pack,
+    exercise: Exercise,
+    engine: Engine,
+    running: _Running,
+    deadline: float,
+    say: Progress,
+) -> CheckResult | None:
     running.network = f"bb-{running.grade_id}"
     engine.create_network(running.network, running.grade_id)
     if not exercise.services:
@@ -202,30 +237,47 @@ def _start_services(pack: Pack, exercise: Exercise, engine: Engine, running: _Ru
         port = free_port()
         container = engine.run(
             ContainerSpec(
-                name=f"bb-{running.grade_id}-{name}", image=pack.image_ref(service.image),
-                environment=service.environment, command=service.command, aliases=(name,),
-                ports={service.port: port}, tmpfs=tuple(service.tmpfs),
-                memory=service.limits.memory, cpus=service.limits.cpus, pids=service.limits.pids,
+                name=f"bb-{running.grade_id}-{name}",
+                image=pack.image_ref(service.image),
+                environment=service.environment,
+                command=service.command,
+                aliases=(name,),
+                ports={service.port: port},
+                tmpfs=tuple(service.tmpfs),
+                memory=service.limits.memory,
+                cpus=service.limits.cpus,
+                pids=service.limits.pids,
             ),
-            network=running.network, grade_id=running.grade_id,
+            network=running.network,
+            grade_id=running.grade_id,
         )
-        entry: dict[str, Any] = {"container": container, "port": port,
-                                 "ready": service.ready.model_dump(mode="json")}
+        entry: dict[str, Any] = {
+            "container": container,
+            "port": port,
+            "ready": service.ready.model_dump(mode="json"),
+        }
         if service.ready.postgres is not None:
             pg = service.ready.postgres
             entry["dsn"] = f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{port}/{pg.dbname}"
         running.services[name] = entry
         started.append((name, container, port))
     for name, container, port in started:
-        reason, exited = _wait_ready(engine, container, exercise.services[name].ready, port, deadline)
+        reason, exited = _wait_ready(
+            engine, container, exercise.services[name].ready, port, deadline
+        )
         if reason is not None:
             # A course service that will not start is not the learner's doing.
-            raise StageFailed(_stage(
-                "services", description, Status.ERROR,
-                f"The {name} service {'exited' if exited else 'did not become ready'} ({reason}).",
-                log=engine.logs(container, tail=20),
-                hint="This is not your code: check that Docker has enough memory, then retry.",
-            ))
+            raise StageFailed(
+                _stage(
+                    "services",
+                    description,
+                    Status.ERROR,
+                    f"The {name} service "
+                    f"{'exited' if exited else 'did not become ready'} ({reason}).",
+                    log=engine.logs(container, tail=20),
+                    hint="This is not your code: check that Docker has enough memory, then retry.",
+                )
+            )
     return _stage("services", description, Status.PASSED)
 
 
@@ -233,34 +285,48 @@ def _app_environment(exercise: Exercise) -> dict[str, str]:
     return {**exercise.app.environment, "PORT": str(exercise.app.port)}
 
 
-def _migrate(exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float,
-             say: Progress) -> CheckResult | None:
+def _migrate(
+    exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float, say: Progress
+) -> CheckResult | None:
     if not exercise.app.migrate:
         return None
     command = " ".join(exercise.app.migrate)
     description = f"migrations run (`{command}`)"
     say("running your migrations")
     container = engine.run(
-        ContainerSpec(name=f"bb-{running.grade_id}-migrate", image=tag,
-                      environment=_app_environment(exercise), command=exercise.app.migrate,
-                      memory=exercise.app.limits.memory, cpus=exercise.app.limits.cpus,
-                      pids=exercise.app.limits.pids),
-        network=running.network, grade_id=running.grade_id,
+        ContainerSpec(
+            name=f"bb-{running.grade_id}-migrate",
+            image=tag,
+            environment=_app_environment(exercise),
+            command=exercise.app.migrate,
+            memory=exercise.app.limits.memory,
+            cpus=exercise.app.limits.cpus,
+            pids=exercise.app.limits.pids,
+        ),
+        network=running.network,
+        grade_id=running.grade_id,
     )
     code = engine.wait(container, timeout=_time_left(deadline))
     if code is None:
         raise _out_of_time("migrate", description)
     if code != 0:
-        raise StageFailed(_stage(
-            "migrate", description, Status.FAILED, f"`{command}` exited with status {code}.",
-            log=engine.logs(container, tail=20),
-            hint="Run your migrations against a fresh database; the log's last lines say what broke.",
-        ))
+        raise StageFailed(
+            _stage(
+                "migrate",
+                description,
+                Status.FAILED,
+                f"`{command}` exited with status {code}.",
+                log=engine.logs(container, tail=20),
+                hint="Run your migrations against a fresh database; the log's last lines say "
+                "what broke.",
+            )
+        )
     return _stage("migrate", description, Status.PASSED)
 
 
-def _start_app(exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float,
-               say: Progress) -> CheckResult:
+def _start_app(
+    exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float, say: Progress
+) -> CheckResult:
     from bb.probes import describe
 
     app = exercise.app
@@ -268,14 +334,24 @@ def _start_app(exercise: Exercise, engine: Engine, running: _Running, tag: str, 
     say("starting your app")
     port = free_port()
     container = engine.run(
-        ContainerSpec(name=f"bb-{running.grade_id}-app", image=tag,
-                      environment=_app_environment(exercise), aliases=("app",),
-                      ports={app.port: port}, memory=app.limits.memory, cpus=app.limits.cpus,
-                      pids=app.limits.pids),
-        network=running.network, grade_id=running.grade_id,
+        ContainerSpec(
+            name=f"bb-{running.grade_id}-app",
+            image=tag,
+            environment=_app_environment(exercise),
+            aliases=("app",),
+            ports={app.port: port},
+            memory=app.limits.memory,
+            cpus=app.limits.cpus,
+            pids=app.limits.pids,
+        ),
+        network=running.network,
+        grade_id=running.grade_id,
     )
-    running.services["app"] = {"container": container, "port": port,
-                               "ready": app.ready.model_dump(mode="json")}
+    running.services["app"] = {
+        "container": container,
+        "port": port,
+        "ready": app.ready.model_dump(mode="json"),
+    }
     reason, exited = _wait_ready(engine, container, app.ready, port, deadline)
     if reason is not None:
         if exited:
@@ -283,11 +359,18 @@ def _start_app(exercise: Exercise, engine: Engine, running: _Running, tag: str, 
             message = f"Your app exited with status {code} before it was ready."
         else:
             message = f"Your app was not ready after {app.ready.timeout:g} s ({reason})."
-        raise StageFailed(_stage(
-            "app", description, Status.FAILED, message, log=engine.logs(container, tail=25),
-            hint="Start it yourself (`docker build` then `docker run`) and read its log; the last "
-            "lines above usually name the problem.",
-        ))
+        raise StageFailed(
+            _stage(
+                "app",
+                description,
+                Status.FAILED,
+                message,
+                log=engine.logs(container, tail=25),
+                hint="Start it yourself (`docker build` then `docker run`) and read its log; "
+                "the last "
+                "lines above usually name the problem.",
+            )
+        )
     return _stage("app", description, Status.PASSED)
 
 
@@ -300,8 +383,9 @@ def _scratch() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_suite(pack: Pack, exercise: Exercise, running: _Running, blocked: str | None,
-               deadline: float) -> list[CheckResult]:
+def _run_suite(
+    pack: Pack, exercise: Exercise, running: _Running, blocked: str | None, deadline: float
+) -> list[CheckResult]:
     """Run the grader suite under pytest in a child process; its checks as results."""
     suite = pack.grader_dir(exercise)
     with _scratch() as scratch:
@@ -310,7 +394,8 @@ def _run_suite(pack: Pack, exercise: Exercise, running: _Running, blocked: str |
             "seed": secrets.randbits(32),
             "blocked": blocked,
             "app_url": f"http://127.0.0.1:{running.services['app']['port']}"
-            if "app" in running.services else "http://127.0.0.1:9",
+            if "app" in running.services
+            else "http://127.0.0.1:9",
             "services": running.services,
         }
         (scratch / "context.json").write_text(json.dumps(context), encoding="utf-8")
@@ -320,17 +405,41 @@ def _run_suite(pack: Pack, exercise: Exercise, running: _Running, blocked: str |
         results = scratch / "results.jsonl"
         output = scratch / "pytest.log"
         command = [
-            sys.executable, "-m", "pytest", str(suite),
-            "-p", "bb.grader_plugin", "-p", "no:cacheprovider",
-            "-c", str(scratch / "pytest.ini"), "--rootdir", str(scratch),
-            "--bb-results", str(results), "-q", "--no-header", "-rN",
-            "--tb=short", "-W", "ignore::DeprecationWarning",
+            sys.executable,
+            "-m",
+            "pytest",
+            str(suite),
+            "-p",
+            "bb.grader_plugin",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(scratch / "pytest.ini"),
+            "--rootdir",
+            str(scratch),
+            "--bb-results",
+            str(results),
+            "-q",
+            "--no-header",
+            "-rN",
+            "--tb=short",
+            "-W",
+            "ignore::DeprecationWarning",
         ]
-        env = {**os.environ, "BB_GRADE_CONTEXT": str(scratch / "context.json"),
-               "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            **os.environ,
+            "BB_GRADE_CONTEXT": str(scratch / "context.json"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         with output.open("wb") as log:
-            process = subprocess.Popen(command, cwd=scratch, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                cwd=scratch,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             timed_out = False
             try:
                 code = process.wait(timeout=max(_time_left(deadline), 1.0))
@@ -342,18 +451,32 @@ def _run_suite(pack: Pack, exercise: Exercise, running: _Running, blocked: str |
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 raise
-        checks = [_check_from_record(json.loads(line))
-                  for line in results.read_text(encoding="utf-8").splitlines()
-                  if line.strip()] if results.exists() else []
+        checks = (
+            [
+                _check_from_record(json.loads(line))
+                for line in results.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
+            if results.exists()
+            else []
+        )
         if timed_out:
-            checks.append(_stage(
-                "time-limit", f"grading finishes within {exercise.grader.timeout:g} s",
-                Status.FAILED, "Grading was stopped at its time limit; the checks after this "
-                "point did not run.", hint="A request that never returns (a deadlock, a lock "
-                "held forever, an infinite loop) stops the whole grade. Look for one."))
+            checks.append(
+                _stage(
+                    "time-limit",
+                    f"grading finishes within {exercise.grader.timeout:g} s",
+                    Status.FAILED,
+                    "Grading was stopped at its time limit; the checks after this "
+                    "point did not run.",
+                    hint="A request that never returns (a deadlock, a lock "
+                    "held forever, an infinite loop) stops the whole grade. Look for one.",
+                )
+            )
             return checks
         if code in _BROKEN_SUITE:
-            tail = "\n".join(output.read_text(encoding="utf-8", errors="replace").splitlines()[-25:])
+            tail = "\n".join(
+                output.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
+            )
             raise ContentError(
                 f"The grader suite {suite} {_BROKEN_SUITE[code]} (pytest exit {code}).\n{tail}",
                 hint="This is a course bug, not yours: run `bb dev check` on the pack.",
@@ -365,9 +488,13 @@ def _run_suite(pack: Pack, exercise: Exercise, running: _Running, blocked: str |
 
 def _check_from_record(record: dict[str, Any]) -> CheckResult:
     return CheckResult(
-        name=record["name"], description=record["description"], status=Status(record["status"]),
-        message=record.get("message") or "", expected=record.get("expected"),
-        actual=record.get("actual"), hint=record.get("hint"),
+        name=record["name"],
+        description=record["description"],
+        status=Status(record["status"]),
+        message=record.get("message") or "",
+        expected=record.get("expected"),
+        actual=record.get("actual"),
+        hint=record.get("hint"),
         duration=float(record.get("duration") or 0.0),
     )
 
@@ -381,7 +508,9 @@ def sweep_leftovers(engine: Engine) -> int:
     return removed
 
 
-def grade_workspace(workspace: Path, *, on_progress: Progress | None = None) -> tuple[str, GradeReport]:
+def grade_workspace(
+    workspace: Path, *, on_progress: Progress | None = None
+) -> tuple[str, GradeReport]:
     """Grade the project in ``workspace``, found through its record file.
 
     Returns the course id (for the progress store) and the report.

@@ -27,8 +27,11 @@ class ImageStatus:
 
 def default_ca_bundle() -> Path | None:
     """The host's own CA bundle: builds then trust what this machine trusts (company proxies)."""
-    for candidate in (os.environ.get("BB_CA_BUNDLE"), ssl.get_default_verify_paths().cafile,
-                      "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        os.environ.get("BB_CA_BUNDLE"),
+        ssl.get_default_verify_paths().cafile,
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
@@ -50,8 +53,10 @@ def build_course_images(
         EnvironmentProblem: a build failed (the message carries the end of its log).
     """
     if ca_bundle is not None and not ca_bundle.is_file():
-        raise UserError(f"The CA bundle {ca_bundle} does not exist.",
-                        hint="Pass the path of a PEM file to --ca-bundle.")
+        raise UserError(
+            f"The CA bundle {ca_bundle} does not exist.",
+            hint="Pass the path of a PEM file to --ca-bundle.",
+        )
     bundle = ca_bundle or default_ca_bundle()
     statuses = []
     for name, recipe in pack.course.images.items():
@@ -69,8 +74,9 @@ def build_course_images(
                 shutil.copyfile(bundle, extra)
             else:
                 extra.write_bytes(b"")
-            outcome = engine.build(context, tag, labels={MANAGED: "1", "io.bb.course": pack.course.id},
-                                   on_line=on_line)
+            outcome = engine.build(
+                context, tag, labels={MANAGED: "1", "io.bb.course": pack.course.id}, on_line=on_line
+            )
         if not outcome.ok:
             tail = "\n".join(outcome.log.splitlines()[-12:])
             raise EnvironmentProblem(
@@ -83,10 +89,17 @@ def build_course_images(
 
 def _build_hint(log: str) -> str:
     lowered = log.lower()
-    if "pull access denied" in lowered or "manifest unknown" in lowered or "dial tcp" in lowered \
-            or "not found" in lowered and "debian" in lowered:
-        return ("The base image debian:bookworm-slim could not be pulled. Pull it when online, "
-                "or create it locally with debootstrap (see the README, 'No registry?').")
+    if (
+        "pull access denied" in lowered
+        or "manifest unknown" in lowered
+        or "dial tcp" in lowered
+        or "not found" in lowered
+        and "debian" in lowered
+    ):
+        return (
+            "The base image debian:bookworm-slim could not be pulled. Pull it when online, "
+            "or create it locally with debootstrap (see the README, 'No registry?')."
+        )
     if "certificate" in lowered or "ssl" in lowered:
         return "A TLS certificate was not trusted: pass your proxy's CA with --ca-bundle PATH."
     return "Check the network (the build installs packages), then run `bb setup` again."

@@ -180,7 +180,7 @@ class Pack(BaseModel):
         return self.root / "graders" / exercise.grader.suite
 
     def image_tag(self, name: str) -> str:
-        """The local tag of a course image: named by its recipe content, so identical recipes share one."""
+        """The local tag of a course image, named by its recipe's content (equal recipes share)."""
         recipe = self.root / "course" / self.course.images[name].recipe
         return f"bb/{name}:{_tree_digest(recipe)}"
 
@@ -208,7 +208,9 @@ def _read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise ContentError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from None
+        raise ContentError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})."
+        ) from None
 
 
 def format_validation_error(path: Path, exc: ValidationError) -> str:
@@ -282,7 +284,9 @@ def _check_references(root: Path, course: Course, exercise: Exercise, manifest: 
         if not (root / "templates" / name).is_dir():
             raise ContentError(f"{manifest}: template: no directory templates/{name}.")
     if not (root / "graders" / exercise.grader.suite).is_dir():
-        raise ContentError(f"{manifest}: grader.suite: no directory graders/{exercise.grader.suite}.")
+        raise ContentError(
+            f"{manifest}: grader.suite: no directory graders/{exercise.grader.suite}."
+        )
     for name, recipe in course.images.items():
         if not (root / "course" / recipe.recipe / "Dockerfile").is_file():
             raise ContentError(
@@ -290,9 +294,12 @@ def _check_references(root: Path, course: Course, exercise: Exercise, manifest: 
                 f"no Dockerfile in course/{recipe.recipe}."
             )
     for name, service in exercise.services.items():
-        if re.fullmatch(SLUG, service.image) and ":" not in service.image and "/" not in service.image:
-            if service.image not in course.images:
-                raise ContentError(
-                    f"{manifest}: services.{name}.image: {service.image!r} is not an image of "
-                    "this course; name one from course.yaml's images, or a full reference."
-                )
+        if (
+            re.fullmatch(SLUG, service.image)
+            and ":" not in service.image
+            and "/" not in service.image
+        ) and service.image not in course.images:
+            raise ContentError(
+                f"{manifest}: services.{name}.image: {service.image!r} is not an image of "
+                "this course; name one from course.yaml's images, or a full reference."
+            )

@@ -41,11 +41,13 @@ def _postgres(host: str, port: int, user: str, password: str, dbname: str) -> st
     import psycopg
 
     try:
-        with psycopg.connect(host=host, port=port, user=user, password=password, dbname=dbname,
-                             connect_timeout=2) as conn:
+        with psycopg.connect(
+            host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=2
+        ) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return f"Postgres: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        text = str(exc).strip()
+        return f"Postgres: {text.splitlines()[0] if text else type(exc).__name__}"
     return None
 
 

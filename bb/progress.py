@@ -102,9 +102,15 @@ def record_attempt(course: str, report: GradeReport) -> None:
         conn.execute(
             "INSERT INTO attempts (course, exercise, at, passed, checks_passed, checks_total, "
             "duration) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (course, report.exercise, now, int(report.passed),
-             sum(1 for c in report.checks if c.status.value == "passed"), len(report.checks),
-             report.duration),
+            (
+                course,
+                report.exercise,
+                now,
+                int(report.passed),
+                sum(1 for c in report.checks if c.status.value == "passed"),
+                len(report.checks),
+                report.duration,
+            ),
         )
         conn.execute(
             "INSERT INTO exercises (course, exercise, started_at) VALUES (?, ?, ?) "
@@ -130,8 +136,11 @@ def load(course: str) -> dict[str, ExerciseProgress]:
         ).fetchall()
     return {
         row[0]: ExerciseProgress(
-            exercise=row[0], workspace=Path(row[1]) if row[1] else None,
-            started_at=row[2], passed_at=row[3], attempts=row[4],
+            exercise=row[0],
+            workspace=Path(row[1]) if row[1] else None,
+            started_at=row[2],
+            passed_at=row[3],
+            attempts=row[4],
         )
         for row in rows
     }

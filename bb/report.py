@@ -10,7 +10,7 @@ from typing import Any
 RESULT_VERSION = 1
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -43,9 +43,11 @@ class GradeReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(
-            c.status in (Status.PASSED, Status.SKIPPED) for c in self.checks
-        ) and any(c.status is Status.PASSED for c in self.checks)
+        return (
+            bool(self.checks)
+            and all(c.status in (Status.PASSED, Status.SKIPPED) for c in self.checks)
+            and any(c.status is Status.PASSED for c in self.checks)
+        )
 
     def count(self, status: Status) -> int:
         return sum(1 for c in self.checks if c.status is status)
@@ -119,7 +121,10 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
     counts = ", ".join(
         f"{report.count(s)} {s.value}" for s in Status if report.count(s) or s is Status.PASSED
     )
-    verdict = ("All checks passed.", "bold green") if report.passed else (
-        "Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
+    verdict = (
+        ("All checks passed.", "bold green")
+        if report.passed
+        else ("Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
+    )
     parts.append(Text.assemble("\n", verdict, f"\n{counts} in {report.duration:.1f} s"))
     return Group(*parts)

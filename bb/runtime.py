@@ -7,6 +7,7 @@ whatever a killed process left behind is swept by the next bb command that sees 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -19,7 +20,6 @@ from bb.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     import docker
-    from docker.models.containers import Container
 
 MANAGED = "io.bb.managed"
 GRADE = "io.bb.grade"
@@ -122,7 +122,11 @@ class Engine:
         ok = True
         try:
             stream: Iterator[dict[str, Any]] = self._client.api.build(
-                path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
+                path=str(context),
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
                 labels=labels or {},
             )
             for chunk in stream:
@@ -147,19 +151,15 @@ class Engine:
     def remove_image(self, ref: str) -> None:
         from docker.errors import DockerException
 
-        try:
+        with contextlib.suppress(DockerException):
             self._client.api.remove_image(ref, force=True)
-        except DockerException:
-            pass
 
     def prune_app_images(self) -> None:
         """Drop app images that a rebuild left untagged (their tag moved to the new build)."""
         from docker.errors import DockerException
 
-        try:
+        with contextlib.suppress(DockerException):
             self._client.api.prune_images(filters={"dangling": True, "label": "io.bb.app=1"})
-        except DockerException:
-            pass
 
     # -- containers and networks -----------------------------------------------------------
 
@@ -173,11 +173,12 @@ class Engine:
     def run(self, spec: ContainerSpec, *, network: str, grade_id: str) -> str:
         """Start a container from ``spec`` on ``network``; return its id."""
         from docker.errors import DockerException
+
         api = self._client.api
         try:
             host_config = api.create_host_config(
                 port_bindings={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.ports.items()},
-                tmpfs={path: "rw" for path in spec.tmpfs},
+                tmpfs=dict.fromkeys(spec.tmpfs, "rw"),
                 mem_limit=spec.memory,
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids,

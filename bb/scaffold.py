@@ -117,7 +117,7 @@ def new_project(pack: Pack, exercise: Exercise, workspace: Path) -> ScaffoldResu
                 f"{workspace} exists and is not empty; bb will not write into it.",
                 hint="Choose an empty or new directory with --dir.",
             )
-    # Render into a sibling temporary directory first, so a broken template leaves nothing half-made.
+    # Render into a sibling temporary directory first: a broken template leaves nothing half-made.
     staging = workspace.with_name(f".{workspace.name}.bb-partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -137,8 +137,9 @@ def lay_solution(exercise: Exercise, workspace: Path) -> None:
     solution = exercise.solution_dir
     if not solution.is_dir():
         raise ContentError(f"{solution}: the reference solution is missing.")
-    shutil.copytree(solution, workspace, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(*_IGNORED))
+    shutil.copytree(
+        solution, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_IGNORED)
+    )
 
 
 def write_record(workspace: Path, record: Record) -> None:
@@ -160,8 +161,11 @@ def read_record(workspace: Path) -> Record:
     path = workspace / RECORD_FILE
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Record(pack=Path(data["pack"]), exercise=str(data["exercise"]),
-                      bb_version=str(data.get("bb_version", "")))
+        return Record(
+            pack=Path(data["pack"]),
+            exercise=str(data["exercise"]),
+            bb_version=str(data.get("bb_version", "")),
+        )
     except FileNotFoundError:
         raise UserError(
             f"{workspace} is not a bb project (no {RECORD_FILE}).",

@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     from bb.pack import Exercise, Pack
     from bb.progress import ExerciseProgress
 
-_STATE = {"passed": ("✓ passed", "green"), "started": ("… started", "yellow"),
-          None: ("· not started", "dim")}
+_STATE = {
+    "passed": ("✓ passed", "green"),
+    "started": ("… started", "yellow"),
+    None: ("· not started", "dim"),
+}
 
 
 def _state(progress: Mapping[str, ExerciseProgress], exercise_id: str) -> str | None:
@@ -25,10 +28,17 @@ def _state(progress: Mapping[str, ExerciseProgress], exercise_id: str) -> str | 
     return None if entry is None else entry.status
 
 
-def course_map(pack: Pack, progress: Mapping[str, ExerciseProgress],
-               current: str | None = None) -> Any:
-    table = Table(title=pack.course.title, title_justify="left", show_edge=False, box=None,
-                  pad_edge=False, padding=(0, 2))
+def course_map(
+    pack: Pack, progress: Mapping[str, ExerciseProgress], current: str | None = None
+) -> Any:
+    table = Table(
+        title=pack.course.title,
+        title_justify="left",
+        show_edge=False,
+        box=None,
+        pad_edge=False,
+        padding=(0, 2),
+    )
     table.add_column("#", justify="right", style="dim")
     table.add_column("exercise")
     table.add_column("status")
@@ -40,8 +50,10 @@ def course_map(pack: Pack, progress: Mapping[str, ExerciseProgress],
             number += 1
             exercise = pack.exercises[exercise_id]
             label, style = _STATE[_state(progress, exercise_id)]
-            name = Text(("▶ " if exercise_id == current else "  ") + exercise_id,
-                        style="bold" if exercise_id == current else "")
+            name = Text(
+                ("▶ " if exercise_id == current else "  ") + exercise_id,
+                style="bold" if exercise_id == current else "",
+            )
             table.add_row(str(number), name, Text(label, style=style), exercise.title)
     return Group(table, Text(""))
 
@@ -54,15 +66,20 @@ def lesson(pack: Pack, exercise: Exercise) -> Any:
 def next_steps(workspace: Path, *, created: bool) -> Any:
     verb = "Your project is ready at" if created else "Your project is at"
     return Text.assemble(
-        (f"{verb} ", "bold"), (str(workspace), "bold cyan"), "\n\nNext:\n",
-        f"  cd {workspace}\n", "  # read README.md, make the TODOs real, then:\n",
+        (f"{verb} ", "bold"),
+        (str(workspace), "bold cyan"),
+        "\n\nNext:\n",
+        f"  cd {workspace}\n",
+        "  # read README.md, make the TODOs real, then:\n",
         "  bb grade            # runs your app and its database in containers and checks it\n",
         "  bb hint             # when you are stuck\n",
     )
 
 
 def hints(exercise: Exercise) -> Any:
-    items = [Text.assemble((f"{n}. ", "bold cyan"), hint) for n, hint in enumerate(exercise.hints, 1)]
+    items = [
+        Text.assemble((f"{n}. ", "bold cyan"), hint) for n, hint in enumerate(exercise.hints, 1)
+    ]
     return Group(Text(f"Hints for {exercise.id} ({exercise.title})\n", style="bold"), *items)
 
 
@@ -74,11 +91,15 @@ def progress_summary(pack: Pack, progress: Mapping[str, ExerciseProgress]) -> An
     for exercise_id in pack.exercises:
         entry = progress.get(exercise_id)
         label, style = _STATE[_state(progress, exercise_id)]
-        table.add_row(exercise_id, Text(label, style=style),
-                      str(entry.attempts) if entry else "0",
-                      str(entry.workspace) if entry and entry.workspace else "")
-    header = Text(f"{pack.course.title}: {passed} of {len(pack.exercises)} exercises passed\n",
-                  style="bold")
+        table.add_row(
+            exercise_id,
+            Text(label, style=style),
+            str(entry.attempts) if entry else "0",
+            str(entry.workspace) if entry and entry.workspace else "",
+        )
+    header = Text(
+        f"{pack.course.title}: {passed} of {len(pack.exercises)} exercises passed\n", style="bold"
+    )
     return Group(header, table)
 
 
@@ -89,14 +110,22 @@ def checker_summary(results: Sequence[ExerciseCheck]) -> Any:
         detail = ""
         if result.starter is not None and result.solution is not None:
             starter_failed = sum(1 for c in result.starter.checks if c.status.value != "passed")
-            detail = (f"  starter: {starter_failed} of {len(result.starter.checks)} checks not "
-                      f"passed ({result.starter.duration:.1f} s); solution: "
-                      f"{'passes' if result.solution.passed else 'FAILS'} "
-                      f"({result.solution.duration:.1f} s)")
-        lines.append(Text.assemble((verdict[0] + " ", verdict[1]), (result.exercise, "bold"), detail))
+            detail = (
+                f"  starter: {starter_failed} of {len(result.starter.checks)} checks not "
+                f"passed ({result.starter.duration:.1f} s); solution: "
+                f"{'passes' if result.solution.passed else 'FAILS'} "
+                f"({result.solution.duration:.1f} s)"
+            )
+        lines.append(
+            Text.assemble((verdict[0] + " ", verdict[1]), (result.exercise, "bold"), detail)
+        )
         for problem in result.problems:
             lines.append(Text("    " + problem, style="red"))
     ok = all(r.ok for r in results)
-    lines.append(Text("\nThe pack is sound." if ok else "\nThe pack has problems (above).",
-                      style="bold green" if ok else "bold red"))
+    lines.append(
+        Text(
+            "\nThe pack is sound." if ok else "\nThe pack has problems (above).",
+            style="bold green" if ok else "bold red",
+        )
+    )
     return Group(*lines)

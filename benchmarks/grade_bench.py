@@ -54,7 +54,13 @@ def main() -> None:
     engine = Engine.connect()
     scratch = Path(tempfile.mkdtemp(prefix="bb-bench-"))
     env = {**os.environ, "BB_HOME": str(scratch / "home")}
-    samples: dict[str, list[float]] = {"cold": [], "warm": [], "suite": [], "help": [], "python": []}
+    samples: dict[str, list[float]] = {
+        "cold": [],
+        "warm": [],
+        "suite": [],
+        "help": [],
+        "python": [],
+    }
     try:
         for round_ in range(args.rounds):
             workspace = scratch / f"ws{round_}"
@@ -91,9 +97,13 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     (results / f"grade-{args.exercise}.json").write_text(json.dumps(summary, indent=2))
     print(f"{'what':<28}{'median (s)':>12}")
-    for label, key in (("cold grade", "cold"), ("warm grade", "warm"),
-                       ("grader suite (in warm)", "suite"), ("bb --help", "help"),
-                       ("python -c pass", "python")):
+    for label, key in (
+        ("cold grade", "cold"),
+        ("warm grade", "warm"),
+        ("grader suite (in warm)", "suite"),
+        ("bb --help", "help"),
+        ("python -c pass", "python"),
+    ):
         print(f"{label:<28}{median[key]:>12.3f}")
     for name, ratio in summary["ratios"].items():  # type: ignore[union-attr]
         print(f"{name:<28}{ratio:>12.2f}x")

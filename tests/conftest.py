@@ -38,13 +38,22 @@ class Result:
         return f"exit {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
 
 
-def run_bb(*args: str | Path, expect: int = ExitCode.OK, cwd: Path | None = None,
-           env: dict[str, str] | None = None, timeout: float = 600) -> Result:
+def run_bb(
+    *args: str | Path,
+    expect: int = ExitCode.OK,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> Result:
     """Run the real ``bb`` in a child process, as a user would; fail with its output on a
     mismatch of exit code."""
     completed = subprocess.run(
-        [sys.executable, "-m", "bb", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=timeout,
+        [sys.executable, "-m", "bb", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
     )
     result = Result(completed.returncode, completed.stdout, completed.stderr)
     assert result.code == expect, f"expected exit {expect}, got:\n{result}"
@@ -70,8 +79,9 @@ def engine():  # type: ignore[no-untyped-def]
             pytest.fail(f"Docker tests are required here, but: {exc.message}")
         pytest.skip(f"no Docker engine: {exc.message}")
     pack = load_pack(ROOT)
-    missing = [pack.image_tag(n) for n in pack.course.images
-               if not connected.has_image(pack.image_tag(n))]
+    missing = [
+        pack.image_tag(n) for n in pack.course.images if not connected.has_image(pack.image_tag(n))
+    ]
     if missing:
         message = f"course images missing ({', '.join(missing)}): run `bb setup`"
         if _docker_required():

@@ -25,7 +25,9 @@ def copy_mini_pack(destination: Path) -> Path:
     # The copy's image recipe must point back at the real one (it is a relative path).
     course = destination / "course" / "course.yaml"
     data = yaml.safe_load(course.read_text())
-    data["images"]["python"]["recipe"] = str(MINI_PACK / "course" / data["images"]["python"]["recipe"])
+    data["images"]["python"]["recipe"] = str(
+        MINI_PACK / "course" / data["images"]["python"]["recipe"]
+    )
     course.write_text(yaml.safe_dump(data))
     return destination
 

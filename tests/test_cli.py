@@ -19,9 +19,11 @@ def test_help_does_not_import_heavy_modules() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from bb.cli import run; run(['--help']); "
-            "print(sorted(m for m in ('docker','pydantic','jinja2','httpx','psycopg','yaml') "
-            "if m in sys.modules))")
+    code = (
+        "import sys; from bb.cli import run; run(['--help']); "
+        "print(sorted(m for m in ('docker','pydantic','jinja2','httpx','psycopg','yaml') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
@@ -76,8 +78,13 @@ def test_grade_outside_a_project(tmp_path: Path) -> None:
 
 def test_grade_without_docker_says_how_to_fix_it(tmp_path: Path) -> None:
     run_bb("start", "hello", "--pack", MINI_PACK, "--dir", tmp_path / "ws")
-    result = run_bb("grade", "--json", cwd=tmp_path / "ws", expect=ExitCode.ENVIRONMENT,
-                    env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    result = run_bb(
+        "grade",
+        "--json",
+        cwd=tmp_path / "ws",
+        expect=ExitCode.ENVIRONMENT,
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"},
+    )
     assert "could not reach a Docker engine" in result.stderr
     assert "hint: Start the Docker engine" in result.stderr
     assert result.stdout == ""  # --json keeps stdout for the document alone
@@ -108,6 +115,11 @@ def test_unexpected_errors_hide_the_traceback_unless_debug(tmp_path: Path) -> No
 def test_json_document_shape_is_stable() -> None:
     from bb.report import CheckResult, GradeReport, Status, to_json
 
-    report = GradeReport(exercise="e", title="E", duration=0.1, timings={}, checks=(
-        CheckResult(name="n", description="d", status=Status.PASSED),))
+    report = GradeReport(
+        exercise="e",
+        title="E",
+        duration=0.1,
+        timings={},
+        checks=(CheckResult(name="n", description="d", status=Status.PASSED),),
+    )
     assert json.loads(json.dumps(to_json(report)))["passed"] is True

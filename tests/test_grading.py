@@ -45,7 +45,8 @@ def test_starter_fails_with_expected_arrived_and_hint(tmp_path: Path, no_leftove
     assert document["passed"] is False
     checks = _by_name(document)
     assert [checks[n]["status"] for n in ("build", "app", "health", "restart_keeps_serving")] == [
-        "passed"] * 4
+        "passed"
+    ] * 4
     hello = checks["hello"]
     assert hello["status"] == "failed"
     assert hello["expected"] == "200"
@@ -97,9 +98,14 @@ def test_a_suite_without_checks_is_a_course_error(tmp_path: Path, no_leftovers: 
 
 
 def _start_grading(workspace: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bb", "grade"], cwd=workspace,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy())
+    return subprocess.Popen(
+        [sys.executable, "-m", "bb", "grade"],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
 
 
 def _wait_for_app_container(engine: Any, timeout: float = 120) -> None:
@@ -119,9 +125,7 @@ def test_ctrl_c_mid_grade_leaves_nothing(tmp_path: Path, no_leftovers: Any) -> N
     assert "Interrupted" in stderr
 
 
-def test_kill_9_leftovers_are_swept_by_the_next_command(
-    tmp_path: Path, no_leftovers: Any
-) -> None:
+def test_kill_9_leftovers_are_swept_by_the_next_command(tmp_path: Path, no_leftovers: Any) -> None:
     process = _start_grading(_workspace(tmp_path, "slow", solved=True))
     _wait_for_app_container(no_leftovers)
     process.kill()

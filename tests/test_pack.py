@@ -81,8 +81,10 @@ def test_missing_grader_directory(tmp_path: Path) -> None:
 
 def test_unknown_course_image_is_named(tmp_path: Path) -> None:
     pack = copy_mini_pack(tmp_path / "pack")
-    edit_yaml(pack / "exercises" / "hello" / "exercise.yaml", {"services": {"db": {
-        "image": "postgres", "port": 5432, "ready": {"tcp": True}}}})
+    edit_yaml(
+        pack / "exercises" / "hello" / "exercise.yaml",
+        {"services": {"db": {"image": "postgres", "port": 5432, "ready": {"tcp": True}}}},
+    )
     with pytest.raises(ContentError, match="services.db.image: 'postgres' is not an image"):
         load_pack(pack)
 

@@ -13,8 +13,13 @@ from bb.report import CheckResult, GradeReport, Status
 
 def _report(passed: bool) -> GradeReport:
     status = Status.PASSED if passed else Status.FAILED
-    return GradeReport(exercise="rest-crud", title="t", duration=2.0, timings={},
-                       checks=(CheckResult(name="a", description="a", status=status),))
+    return GradeReport(
+        exercise="rest-crud",
+        title="t",
+        duration=2.0,
+        timings={},
+        checks=(CheckResult(name="a", description="a", status=status),),
+    )
 
 
 def test_lives_under_bb_home(isolated_home: Path) -> None:

@@ -11,14 +11,20 @@ from bb.report import RESULT_VERSION, CheckResult, GradeReport, Status, render, 
 
 def _report(*statuses: Status) -> GradeReport:
     checks = tuple(
-        CheckResult(name=f"c{i}", description=f"check {i}", status=s,
-                    message="GET /x should answer 201, not 404." if s is Status.FAILED else "",
-                    expected="201" if s is Status.FAILED else None,
-                    actual="GET /x → 404" if s is Status.FAILED else None,
-                    hint="Creates return 201." if s is Status.FAILED else None)
+        CheckResult(
+            name=f"c{i}",
+            description=f"check {i}",
+            status=s,
+            message="GET /x should answer 201, not 404." if s is Status.FAILED else "",
+            expected="201" if s is Status.FAILED else None,
+            actual="GET /x → 404" if s is Status.FAILED else None,
+            hint="Creates return 201." if s is Status.FAILED else None,
+        )
         for i, s in enumerate(statuses)
     )
-    return GradeReport(exercise="ex", title="Ex", checks=checks, duration=1.5, timings={"build": 1.0})
+    return GradeReport(
+        exercise="ex", title="Ex", checks=checks, duration=1.5, timings={"build": 1.0}
+    )
 
 
 def test_verdict() -> None:
@@ -45,7 +51,8 @@ def test_json_document() -> None:
 def _text(report: GradeReport, *, verbose: bool = False) -> str:
     buffer = io.StringIO()
     Console(file=buffer, width=80, no_color=True, force_terminal=False).print(
-        render(report, verbose=verbose))
+        render(report, verbose=verbose)
+    )
     return buffer.getvalue()
 
 
@@ -61,8 +68,15 @@ def test_rendering_reads_without_colour() -> None:
 
 
 def test_passed_checks_stay_short_unless_verbose() -> None:
-    report = GradeReport(exercise="ex", title="Ex", duration=1.0, timings={}, checks=(
-        CheckResult(name="a", description="check a", status=Status.PASSED, message="detail"),))
+    report = GradeReport(
+        exercise="ex",
+        title="Ex",
+        duration=1.0,
+        timings={},
+        checks=(
+            CheckResult(name="a", description="check a", status=Status.PASSED, message="detail"),
+        ),
+    )
     assert "detail" not in _text(report)
     assert "detail" in _text(report, verbose=True)
     assert "All checks passed." in _text(report)

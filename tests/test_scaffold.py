@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,8 @@ def test_renders_jinja_and_copies_the_rest(tmp_path: Path) -> None:
     assert dockerfile.startswith(f"FROM {pack.image_tag('python')}\n")
     assert not (tmp_path / "ws" / "Dockerfile.jinja").exists()
     assert (tmp_path / "ws" / "server.py").read_bytes() == (
-        MINI_PACK / "templates" / "hello" / "server.py").read_bytes()
+        MINI_PACK / "templates" / "hello" / "server.py"
+    ).read_bytes()
     record = read_record(tmp_path / "ws")
     assert (record.pack, record.exercise) == (MINI_PACK, "hello")
 
@@ -74,7 +74,7 @@ def test_undefined_variable_is_an_error_and_leaves_nothing(tmp_path: Path) -> No
 
 def test_symlinks_in_templates_are_refused(tmp_path: Path) -> None:
     pack_dir = copy_mini_pack(tmp_path / "pack")
-    os.symlink("/etc/passwd", pack_dir / "templates" / "hello" / "passwd")
+    (pack_dir / "templates" / "hello" / "passwd").symlink_to("/etc/passwd")
     pack = load_pack(pack_dir)
     with pytest.raises(ContentError, match="symbolic links"):
         new_project(pack, pack.exercise("hello"), tmp_path / "ws")
