@@ -295,10 +295,16 @@ def _owner_token() -> str:
 
 
 def _owner_alive(token: str) -> bool:
-    """Whether the bb process that created an object still runs (on this host)."""
+    """Whether the bb process that created an object may still run.
+
+    Objects made from another host (an engine shared through DOCKER_HOST) are not ours to
+    judge, so they count as alive; a malformed token marks an orphan.
+    """
     host, _, pid = token.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if not host or not pid.isdigit():
         return False
+    if host != socket.gethostname():
+        return True
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

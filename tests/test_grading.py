@@ -133,3 +133,17 @@ def test_kill_9_leftovers_are_swept_by_the_next_command(tmp_path: Path, no_lefto
     assert no_leftovers.managed_objects(), "kill -9 should have left the grade's containers"
     run_bb("list")  # any next command
     assert no_leftovers.managed_objects() == []
+
+
+def test_a_missing_course_image_says_to_run_setup(tmp_path: Path, engine: Any) -> None:
+    from tests.helpers import copy_mini_pack, edit_yaml
+
+    pack = copy_mini_pack(tmp_path / "pack")
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "Dockerfile").write_text("FROM debian:bookworm-slim\n# never built\n")
+    edit_yaml(pack / "course" / "course.yaml", {"images": {"python": {"recipe": str(recipe)}}})
+    run_bb("start", "hello", "--pack", pack, "--dir", tmp_path / "ws")
+    result = run_bb("grade", cwd=tmp_path / "ws", expect=ExitCode.ENVIRONMENT)
+    assert "The course images are not built yet" in result.stderr
+    assert "hint: Run `bb setup` once" in result.stderr
