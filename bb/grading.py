@@ -31,6 +31,10 @@ from bb.runtime import MANAGED, ContainerSpec, Engine, free_port
 
 Progress = Callable[[str], None]
 
+#: Labels of the images built from learners' projects.
+APP_IMAGE = "io.bb.app"
+WORKSPACE = "io.bb.workspace"
+
 #: pytest exit codes that mean the grader suite itself is broken, never a pass.
 _BROKEN_SUITE = {
     2: "was interrupted by errors while collecting checks",
@@ -181,9 +185,8 @@ def _build_app(
             )
         )
     say("building your app's image")
-    outcome = engine.build(
-        workspace, tag, labels={MANAGED: "1", "io.bb.app": "1"}, deadline=deadline
-    )
+    labels = {MANAGED: "1", APP_IMAGE: "1", WORKSPACE: str(workspace.resolve())}
+    outcome = engine.build(workspace, tag, labels=labels, deadline=deadline)
     if not outcome.ok:
         tail = "\n".join(outcome.log.splitlines()[-15:])
         raise StageFailed(
@@ -500,9 +503,13 @@ def _check_from_record(record: dict[str, Any]) -> CheckResult:
 
 
 def sweep_leftovers(engine: Engine) -> int:
-    """Remove what killed grades left behind (containers, networks, stale app images)."""
+    """Remove what killed grades left behind (containers, networks), and app images that are
+    stale: untagged by a rebuild, or built from a workspace that no longer exists."""
     removed = engine.sweep()
-    engine.prune_app_images()
+    engine.prune_dangling(f"{APP_IMAGE}=1")
+    for image_id, labels in engine.images_labelled(f"{APP_IMAGE}=1"):
+        if not Path(labels.get(WORKSPACE, "/")).is_dir():
+            engine.remove_image(image_id)
     for entry in journal.stale_entries():
         entry.unlink(missing_ok=True)
     return removed

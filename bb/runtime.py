@@ -154,12 +154,19 @@ class Engine:
         with contextlib.suppress(DockerException):
             self._client.api.remove_image(ref, force=True)
 
-    def prune_app_images(self) -> None:
-        """Drop app images that a rebuild left untagged (their tag moved to the new build)."""
+    def prune_dangling(self, label: str) -> None:
+        """Drop untagged images carrying ``label`` (a rebuild moved their tag to a new image)."""
         from docker.errors import DockerException
 
         with contextlib.suppress(DockerException):
-            self._client.api.prune_images(filters={"dangling": True, "label": "io.bb.app=1"})
+            self._client.api.prune_images(filters={"dangling": True, "label": label})
+
+    def images_labelled(self, label: str) -> list[tuple[str, dict[str, str]]]:
+        """(id, labels) of every image carrying ``label``."""
+        return [
+            (str(info["Id"]), dict(info.get("Labels") or {}))
+            for info in self._client.api.images(filters={"label": label})
+        ]
 
     # -- containers and networks -----------------------------------------------------------
 

@@ -147,3 +147,17 @@ def test_a_missing_course_image_says_to_run_setup(tmp_path: Path, engine: Any) -
     result = run_bb("grade", cwd=tmp_path / "ws", expect=ExitCode.ENVIRONMENT)
     assert "The course images are not built yet" in result.stderr
     assert "hint: Run `bb setup` once" in result.stderr
+
+
+def test_the_image_of_a_deleted_project_is_removed(tmp_path: Path, engine: Any) -> None:
+    import shutil
+
+    from bb.grading import app_image_tag
+
+    workspace = _workspace(tmp_path, "hello", solved=True)
+    run_bb("grade", cwd=workspace)
+    tag = app_image_tag(load_pack(MINI_PACK).exercise("hello"), workspace)
+    assert engine.has_image(tag)  # kept: it makes the next grade's build a cache hit
+    shutil.rmtree(workspace)
+    run_bb("setup")
+    assert not engine.has_image(tag)
