@@ -5,7 +5,6 @@
 plus, for validation errors, ``errors: [{"field": ..., "message": ...}]``.
 """
 
-import logging
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -14,7 +13,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
-log = logging.getLogger("app")
 
 
 def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
@@ -47,6 +45,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        # Log the traceback for you; never send it to the client.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Never send the traceback to the client. Starlette re-raises the exception after this
+        # response is sent, so the server still logs the traceback for you.
         return problem(500, "Something went wrong on our side.")
