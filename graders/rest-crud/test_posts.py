@@ -1,0 +1,565 @@
+"""Checks for rest-crud: a blog posts API with status codes, validation, persistence and search."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import random
+import re
+import string
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Unsatisfiable
+from schemathesis import APIOperation, Case, GenerationMode
+from schemathesis.core import NOT_SET
+from schemathesis.core.result import Ok
+
+from bb.grader import Failure, describe, expect, expect_problem, expect_status, hint, json_body
+
+if TYPE_CHECKING:
+    from bb.grader_plugin import Stack
+
+Post = dict[str, Any]
+Operation = APIOperation[Any, Any, Any, Any]
+GeneratedCase = Case[Any]
+
+#: The fields a client sends; the server echoes them back unchanged.
+FIELDS = ("title", "content", "category", "tags")
+#: The fields ?term= searches. Tags are deliberately not among them.
+SEARCHED = ("title", "content", "category")
+#: Letters mixed into random text: they must survive the round trip to Postgres unchanged.
+ACCENTED = "éüøçñå"
+
+CREATE_HINT = (
+    "Creates return 201 with a Location header; bad input is a 4xx problem+json; "
+    "5xx means *your* bug."
+)
+MIGRATION_HINT = (
+    "Schema changes belong in versioned migrations: write the posts table in alembic/versions/."
+)
+PERSIST_HINT = (
+    "Keep posts in Postgres, not in a Python list: the grader restarts your app and expects "
+    "them back."
+)
+FUZZ_HINT = (
+    "5xx means *your* bug: read the traceback in your app's log. Postgres text cannot hold "
+    "NUL (U+0000) and BIGINT stops at 2**63-1: validate both at the edge and answer 422."
+)
+TRACEBACK_HINT = (
+    "Install an exception handler that logs the traceback and returns a generic problem body."
+)
+TIMESTAMP_HINT = (
+    "Store timestamptz (DateTime(timezone=True)) and return aware datetimes: a timestamp "
+    "without an offset is ambiguous."
+)
+
+#: Generated requests per operation and mode (valid, invalid): about 200 for this API's six
+#: operations, as some have fewer distinct cases (GET /health has exactly one).
+FUZZ_EXAMPLES = 20
+#: uvicorn's access log: one line per request, noise next to a traceback.
+ACCESS_LOG = re.compile(r'^INFO:\s+\S+ - "')
+#: Generation stops after this many seconds, whatever is left (the check judges what ran).
+FUZZ_BUDGET_SECONDS = 60.0
+
+
+# --- random data ------------------------------------------------------------------------------
+
+
+def random_word(rng: random.Random) -> str:
+    letters = rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))
+    if rng.random() < 0.15:
+        letters[rng.randrange(len(letters))] = rng.choice(ACCENTED)
+    return "".join(letters)
+
+
+def random_words(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(random_word(rng) for _ in range(rng.randint(low, high)))
+
+
+def random_post(rng: random.Random) -> Post:
+    return {
+        "title": random_words(rng, 2, 6).capitalize(),
+        "content": random_words(rng, 8, 40),
+        "category": random_word(rng).capitalize(),
+        "tags": [random_word(rng) for _ in range(rng.randint(0, 4))],
+    }
+
+
+def mixed_case(rng: random.Random, text: str) -> str:
+    """``text`` with each letter's case chosen at random, holding both cases (like "TeCh")."""
+    while True:
+        mixed = "".join(c.upper() if rng.random() < 0.5 else c for c in text)
+        if not mixed.islower() and not mixed.isupper():
+            return mixed
+
+
+def embed(rng: random.Random, post: Post, field: str, term: str) -> None:
+    """Hide ``term``, in random case, inside a word of ``post[field]``."""
+    affixes = [random_word(rng)[: rng.randint(0, 3)] for _ in range(2)]
+    hidden = affixes[0] + mixed_case(rng, term) + affixes[1]
+    if field == "tags":
+        post["tags"] = [*post["tags"], hidden]
+        return
+    words = post[field].split(" ")
+    words[rng.randrange(len(words))] = hidden
+    post[field] = " ".join(words)
+
+
+def matches(post: Post, term: str) -> bool:
+    return any(term.lower() in str(post.get(field, "")).lower() for field in SEARCHED)
+
+
+def id_list(ids: Iterable[int], limit: int = 10) -> str:
+    ordered = sorted(ids)
+    more = ", …" if len(ordered) > limit else ""
+    return f"[{', '.join(map(str, ordered[:limit]))}{more}]"
+
+
+def unknown_id(rng: random.Random) -> int:
+    """An id no post has: far above what a grade creates, but inside a 32-bit integer."""
+    return rng.randint(10**9, 2**31 - 1)
+
+
+# --- reading answers --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def context(what: str) -> Iterator[None]:
+    """Prefix the message of a failure raised inside with ``what``."""
+    try:
+        yield
+    except Failure as failure:
+        raise Failure(f"{what}: {failure.message}", expected=failure.expected,
+                      actual=failure.actual, hint=failure.hint) from None
+
+
+def short(value: object, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def where(response: httpx.Response) -> str:
+    return f"{response.request.method} {response.request.url.path}"
+
+
+def timestamp(post: Post, field: str, origin: str) -> datetime:
+    value = post.get(field)
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    expect(
+        parsed is not None and parsed.tzinfo is not None,
+        f"{origin}: {field!r} should be an ISO-8601 timestamp with an offset.",
+        expected="like 2026-01-01T10:00:00.123456+00:00",
+        actual=repr(value) if field in post else "(missing)",
+        hint=TIMESTAMP_HINT,
+    )
+    assert parsed is not None
+    return parsed
+
+
+def expect_post(response: httpx.Response, sent: Post) -> Post:
+    """The post in ``response``'s body, which must echo the fields of ``sent``."""
+    origin = where(response)
+    body = json_body(response)
+    expect(isinstance(body, dict), f"{origin} should answer with a post (a JSON object).",
+           expected="a JSON object", actual=describe(response))
+    expect(type(body.get("id")) is int, f"{origin}: the post's \"id\" should be an integer.",
+           expected="an integer", actual=repr(body.get("id")) if "id" in body else "(missing)")
+    for field in FIELDS:
+        expect(
+            body.get(field) == sent[field],
+            f"{origin}: the post's {field!r} should be exactly what was sent.",
+            expected=short(sent[field]),
+            actual=short(body[field]) if field in body else "(missing)",
+        )
+    for field in ("created_at", "updated_at"):
+        timestamp(body, field, origin)
+    return dict(body)
+
+
+def expect_same(response: httpx.Response, stored: Post) -> None:
+    """``response`` must be 200 with ``stored``: same id, fields and instants."""
+    expect_status(response, 200)
+    body = expect_post(response, stored)
+    origin = where(response)
+    expect(body["id"] == stored["id"], f"{origin} returned another post.",
+           expected=f"id {stored['id']}", actual=f"id {body['id']}")
+    for field in ("created_at", "updated_at"):
+        expect(
+            timestamp(body, field, origin) == timestamp(stored, field, "the stored post"),
+            f"{origin}: {field!r} differs from the stored post's.",
+            expected=stored[field],
+            actual=body[field],
+        )
+
+
+def expect_post_list(response: httpx.Response) -> dict[int, Post]:
+    """The posts of a 200 list answer, by id."""
+    expect_status(response, 200)
+    origin = where(response)
+    body = json_body(response)
+    expect(
+        isinstance(body, list)
+        and all(isinstance(item, dict) and type(item.get("id")) is int for item in body),
+        f"{origin} should answer with a JSON array of posts, each with an integer \"id\".",
+        expected="[{\"id\": 1, \"title\": ...}, ...]",
+        actual=describe(response),
+    )
+    return {item["id"]: item for item in body}
+
+
+def create_post(http: httpx.Client, payload: Post) -> Post:
+    response = http.post("/posts", json=payload)
+    expect_status(response, 201, hint=CREATE_HINT)
+    return expect_post(response, payload)
+
+
+def count_posts(db: psycopg.Connection[Any]) -> int:
+    try:
+        row = db.execute("SELECT count(*) FROM posts").fetchone()
+    except psycopg.errors.UndefinedTable:
+        raise Failure(
+            "The database has no posts table.",
+            expected="a table posts(id, title, content, category, tags, created_at, updated_at)",
+            actual="no table called posts",
+            hint=MIGRATION_HINT,
+        ) from None
+    assert row is not None
+    return int(row[0])
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+@hint(CREATE_HINT)
+def test_create_post(http: httpx.Client, rng: random.Random) -> None:
+    """POST /posts answers 201 with the new post and a Location header"""
+    payload = random_post(rng)
+    response = http.post("/posts", json=payload)
+    expect_status(response, 201)
+    post = expect_post(response, payload)
+    location = response.headers.get("location")
+    expected = f"/posts/{post['id']}"
+    expect(
+        location is not None and urlsplit(location).path == expected,
+        "POST /posts should name the new post in its Location header.",
+        expected=f"Location: {expected}",
+        actual=f"Location: {location}" if location is not None else "(no Location header)",
+    )
+
+
+@hint(CREATE_HINT)
+def test_invalid_post_rejected(http: httpx.Client, db: psycopg.Connection[Any],
+                               rng: random.Random) -> None:
+    """Invalid posts get 422 problem+json naming the bad field, and nothing is stored"""
+    valid = random_post(rng)
+    too_long = rng.choice([201, rng.randint(202, 1000)])
+    tags_kind, not_a_list = rng.choice([
+        ("a string", " ".join(valid["tags"]) or random_word(rng)),
+        ("a number", rng.randint(1, 99)),
+        ("an object", {"name": random_word(rng)}),
+    ])
+    cases: list[tuple[str, str, Post]] = [
+        ("title", "A post without a title",
+         {field: value for field, value in valid.items() if field != "title"}),
+        ("title", f"A post with a {too_long}-character title",
+         {**valid, "title": "".join(rng.choices(string.ascii_letters, k=too_long))}),
+        ("title", "A post with an empty title", {**valid, "title": ""}),
+        ("tags", f"A post whose tags are {tags_kind}, not a list",
+         {**valid, "tags": not_a_list}),
+    ]
+    rng.shuffle(cases)
+    before = count_posts(db)
+    for field, what, body in cases:
+        with context(what):
+            expect_problem(http.post("/posts", json=body), 422, field=field)
+    after = count_posts(db)
+    expect(
+        after == before,
+        "Every invalid post was refused, yet rows were added to the posts table.",
+        expected=f"{before} rows", actual=f"{after} rows",
+        hint="Validate before you write: declare the rules on the pydantic model, so FastAPI "
+             "refuses the request before your handler runs.",
+    )
+
+
+@hint(CREATE_HINT)
+def test_get_post(http: httpx.Client, rng: random.Random) -> None:
+    """GET /posts/{id} returns the post; an unknown id is 404 and a non-integer id is 422"""
+    post = create_post(http, random_post(rng))
+    expect_same(http.get(f"/posts/{post['id']}"), post)
+    with context("A post that doesn't exist"):
+        expect_problem(http.get(f"/posts/{unknown_id(rng)}"), 404)
+    not_an_id = "".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 8)))
+    with context("An id that isn't an integer"):
+        expect_problem(http.get(f"/posts/{not_an_id}"), 422)
+
+
+@hint("PUT replaces every field and sets updated_at to now; created_at never changes.")
+def test_replace_post(http: httpx.Client, rng: random.Random) -> None:
+    """PUT /posts/{id} replaces the post and moves updated_at forward; an unknown id is 404"""
+    post = create_post(http, random_post(rng))
+    time.sleep(0.01)
+    change = random_post(rng)
+    response = http.put(f"/posts/{post['id']}", json=change)
+    expect_status(response, 200)
+    replaced = expect_post(response, change)
+    origin = where(response)
+    expect(replaced["id"] == post["id"], f"{origin} returned another post.",
+           expected=f"id {post['id']}", actual=f"id {replaced['id']}")
+    created = timestamp(post, "created_at", "POST /posts")
+    expect(timestamp(replaced, "created_at", origin) == created,
+           f"{origin} should leave created_at as it was.",
+           expected=post["created_at"], actual=replaced["created_at"])
+    expect(timestamp(replaced, "updated_at", origin) > created,
+           f"{origin} should move updated_at past created_at.",
+           expected=f"later than {post['created_at']}", actual=replaced["updated_at"])
+    with context("After PUT"):
+        expect_same(http.get(f"/posts/{post['id']}"), replaced)
+    with context("A post that doesn't exist"):
+        expect_problem(http.put(f"/posts/{unknown_id(rng)}", json=random_post(rng)), 404)
+
+
+@hint("DELETE answers 204 with no body; afterwards the post is gone, so GET and DELETE are 404.")
+def test_delete_post(http: httpx.Client, rng: random.Random) -> None:
+    """DELETE /posts/{id} answers 204; afterwards GET and DELETE of that post are 404"""
+    path = f"/posts/{create_post(http, random_post(rng))['id']}"
+    response = http.delete(path)
+    expect_status(response, 204)
+    expect(response.content == b"", f"DELETE {path} should answer 204 with an empty body.",
+           expected="no body", actual=describe(response))
+    with context("After DELETE"):
+        expect_problem(http.get(path), 404)
+    with context("A second DELETE"):
+        expect_problem(http.delete(path), 404)
+
+
+@hint(
+    "Search title, content and category (not tags), ignoring case: "
+    "column.icontains(term, autoescape=True) in SQLAlchemy, or ILIKE '%' || :term || '%' "
+    "with % and _ escaped."
+)
+def test_search_by_term(http: httpx.Client, rng: random.Random) -> None:
+    """GET /posts?term= returns exactly the posts whose title, content or category hold the term"""
+    term = "".join(rng.choices(string.ascii_lowercase, k=6))
+    places: list[str | None] = ["title", "content", "category", "tags", None] * 6
+    rng.shuffle(places)
+    created: dict[int, Post] = {}
+    for place in places:
+        payload = random_post(rng)
+        if place is not None:
+            embed(rng, payload, place, term)
+        created[create_post(http, payload)["id"]] = payload
+    query = mixed_case(rng, term)
+    found = expect_post_list(http.get("/posts", params={"term": query}))
+    expected = {post_id for post_id, post in created.items() if matches(post, term)}
+    # Posts made by other checks may match too; they count only if they really hold the term.
+    wrong = {post_id for post_id, post in found.items()
+             if (post_id in created and post_id not in expected)
+             or (post_id not in created and not matches(post, term))}
+    missing = expected - set(found)
+    problems = []
+    if missing:
+        post_id = min(missing)
+        field = next(f for f in SEARCHED if term in created[post_id][f].lower())
+        word = next(w for w in created[post_id][field].split() if term in w.lower())
+        problems.append(f"missing {id_list(missing)} (post {post_id}'s {field} holds {word!r})")
+    if wrong:
+        post_id = min(wrong)
+        tags = str(created.get(post_id, found[post_id]).get("tags")).lower()
+        why = "only in its tags" if term in tags else "nowhere"
+        problems.append(f"unexpected {id_list(wrong)} (post {post_id} holds {query!r} {why})")
+    expect(
+        not problems,
+        f"GET /posts?term={query} should return exactly the {len(expected)} posts, of "
+        f"{len(created)} just created, whose title, content or category contains "
+        f"{query!r} in any case.",
+        expected=f"ids {id_list(expected)}",
+        actual="; ".join(problems),
+    )
+
+
+@hint(PERSIST_HINT)
+def test_posts_survive_restart(stack: Stack, http: httpx.Client, rng: random.Random) -> None:
+    """Posts are still there after the app restarts"""
+    posts = [create_post(http, random_post(rng)) for _ in range(3)]
+    stack.restart("app")
+    with httpx.Client(base_url=stack.app_url, timeout=10.0) as fresh, context("After a restart"):
+        for post in posts:
+            expect_same(fresh.get(f"/posts/{post['id']}"), post)
+        listed = expect_post_list(fresh.get("/posts"))
+    absent = [post["id"] for post in posts if post["id"] not in listed]
+    expect(not absent, "After a restart, GET /posts should still list every post.",
+           expected=f"ids {[post['id'] for post in posts]} among the posts",
+           actual=f"ids {absent} missing")
+
+
+@hint(FUZZ_HINT)
+def test_no_server_errors(stack: Stack, http: httpx.Client, rng: random.Random) -> None:
+    """Generated requests (valid and invalid) never get a 5xx or a traceback"""
+    schema = load_schema(stack.app_url)
+    operations = []
+    for result in schema.get_all_operations():
+        if not isinstance(result, Ok):
+            raise Failure("/openapi.json describes an operation that can't be used.",
+                          actual=str(result.err()))
+        operations.append(result.ok())
+    existing = existing_id(http, rng)
+    with requests.Session() as session:
+        fuzzer = Fuzzer(stack, session)
+        for operation in operations:
+            for case in classic_cases(operation, rng, existing):
+                fuzzer.send(case)
+            for mode in GenerationMode:
+                fuzzer.generate(operation, mode, rng.getrandbits(64))
+    if fuzzer.errors:
+        first = fuzzer.errors[0]
+        raise Failure(
+            f"Of {fuzzer.sent} requests, {len(fuzzer.errors)} got a server error or a "
+            f"traceback. The first: {first.case.method} {first.case.formatted_path} → "
+            f"{first.response.status_code}.",
+            expected="a status below 500 and no traceback, whatever the request",
+            actual=first.account(stack.app_url),
+            hint=TRACEBACK_HINT if first.response.status_code < 500 else None,
+        )
+
+
+def existing_id(http: httpx.Client, rng: random.Random) -> int:
+    """The id of a new post, for hand-picked cases to aim at (1 if creating one fails)."""
+    response = http.post("/posts", json=random_post(rng))
+    try:
+        post_id = response.json().get("id") if response.status_code == 201 else None
+    except (ValueError, AttributeError):
+        post_id = None
+    return post_id if type(post_id) is int else 1
+
+
+def classic_cases(operation: Operation, rng: random.Random, existing: int) -> list[GeneratedCase]:
+    """Inputs behind the classic 500s: an id one past BIGINT, and NUL in every string input."""
+    ids = {parameter.name: existing for parameter in operation.path_parameters}
+    body: Any = {"title": random_word(rng)} if operation.body else NOT_SET
+    cases = [operation.Case(path_parameters={**ids, name: 2**63}, body=body) for name in ids]
+    if operation.body:
+        field = rng.choice(FIELDS)
+        nul = with_nul_char(rng, random_word(rng))
+        with_nul: Any = {**body, field: [nul] if field == "tags" else nul}
+        cases.append(operation.Case(path_parameters=ids, body=with_nul))
+    cases.extend(operation.Case(path_parameters=ids, body=body,
+                                query={parameter.name: with_nul_char(rng, random_word(rng))})
+                 for parameter in operation.query)
+    return cases
+
+
+def with_nul_char(rng: random.Random, text: str) -> str:
+    at = rng.randint(0, len(text))
+    return text[:at] + "\x00" + text[at:]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerError:
+    """A request that got a 5xx or a traceback, with the app's log just after it."""
+
+    case: GeneratedCase
+    response: schemathesis.Response
+    log: str
+
+    def account(self, app_url: str) -> str:
+        body = self.response.content.decode("utf-8", "replace")[:300]
+        text = f"{reproduce(self.case, app_url)}\n→ {self.response.status_code} {body}"
+        return f"{text}\nYour app's log ends with:\n{self.log}" if self.log else text
+
+
+class Fuzzer:
+    """Sends schemathesis cases to the app and keeps those answered with a server error."""
+
+    def __init__(self, stack: Stack, session: requests.Session) -> None:
+        self.stack = stack
+        self.session = session
+        self.deadline = time.monotonic() + FUZZ_BUDGET_SECONDS
+        self.sent = 0
+        self.errors: list[ServerError] = []
+
+    def send(self, case: GeneratedCase) -> bool:
+        """Send ``case``; record and return whether it got a server error or a traceback."""
+        self.sent += 1
+        try:
+            response = case.call(base_url=self.stack.app_url, session=self.session, timeout=10)
+        except requests.RequestException as exc:
+            raise Failure(
+                f"{case.method} {case.formatted_path} got no answer: your app dropped the "
+                "connection or took over 10 s.",
+                actual=f"{type(exc).__name__}: {exc}\n{reproduce(case, self.stack.app_url)}",
+            ) from None
+        if response.status_code < 500 and b"Traceback" not in response.content:
+            return False
+        # The log is read right away, so that its last traceback is this request's.
+        log = "" if self.errors else app_log(self.stack)
+        self.errors.append(ServerError(case, response, log))
+        return True
+
+    def generate(self, operation: Operation, mode: GenerationMode, seed: int) -> None:
+        """Send up to FUZZ_EXAMPLES generated cases, stopping at the first server error."""
+        stop = False
+
+        @hypothesis_seed(seed)
+        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
+                  phases=[Phase.explicit, Phase.generate], verbosity=Verbosity.quiet,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def probe(case: GeneratedCase) -> None:
+            nonlocal stop
+            if not stop and time.monotonic() < self.deadline:
+                stop = self.send(case)
+
+        with contextlib.suppress(Unsatisfiable):  # nothing of this kind (an invalid GET /health)
+            probe()
+
+
+def app_log(stack: Stack) -> str:
+    """The app's last logged traceback, cut to its frames in /app and the error itself."""
+    lines = [line for line in stack.logs("app", tail=400).splitlines()
+             if not ACCESS_LOG.match(line)]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback")]
+    if not starts:
+        return ""
+    block = lines[starts[-1]:]
+    # Frames and their code lines are indented; the error is what follows the last of them.
+    indented = [i for i, line in enumerate(block) if line.startswith(" ")]
+    end = indented[-1] + 1 if indented else 1
+    kept = [block[0]]
+    for i in range(1, end):
+        if block[i].startswith('  File "/app/'):
+            kept.extend(["  ...", *block[i:i + 2]])
+    kept.append("  ...")
+    kept.extend(line[:300] for line in block[end:end + 4])
+    return "\n".join(kept)
+
+
+def load_schema(app_url: str) -> Any:
+    url = f"{app_url}/openapi.json"
+    try:
+        # An explicit config, so a schemathesis.toml in the working directory changes nothing.
+        return schemathesis.openapi.from_url(url, config=schemathesis.Config(), timeout=10)
+    except Exception as exc:  # schemathesis wraps network and parse errors in several types
+        raise Failure(f"Could not load the API description from {url}.",
+                      expected="an OpenAPI document (FastAPI serves one by default)",
+                      actual=f"{type(exc).__name__}: {exc}") from None
+
+
+def reproduce(case: GeneratedCase, app_url: str) -> str:
+    try:
+        return f"Reproduce with: {case.as_curl_command(base_url=app_url)}"
+    except Exception:  # curl rendering is a courtesy; never let it hide the real failure
+        return f"{case.method} {case.formatted_path}"
