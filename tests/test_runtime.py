@@ -14,8 +14,12 @@ def test_the_current_process_owns_its_objects() -> None:
 
 
 def test_a_finished_process_owns_nothing() -> None:
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert not _owner_alive(f"{socket.gethostname()}:{child.stdout.strip()}")
 
 
