@@ -1,8 +1,9 @@
 """bb's pytest plugin: fixtures for grader suites, and results written as data.
 
 bb runs a grader suite as ``python -m pytest -p bb.grader_plugin`` on the host, with
-``BB_GRADE_CONTEXT`` naming a JSON file that describes the running stack. Each finished check
-is appended as one JSON line to the file given by ``--bb-results``.
+``BB_GRADE_CONTEXT`` naming a JSON file that describes the running stack. bb starts pytest
+while the stack is still coming up: pytest imports and collects the suite, then waits here for
+that file to appear. Each finished check is appended as one JSON line to ``--bb-results``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 from bb.grader import Failure
 
 CONTEXT_ENV = "BB_GRADE_CONTEXT"
+PARENT_ENV = "BB_GRADE_PARENT"
 
 
 class Stack:
@@ -79,11 +82,11 @@ class Stack:
         return self._engine_instance
 
 
-def _load_context() -> dict[str, Any]:
-    path = os.environ.get(CONTEXT_ENV)
-    if not path:
-        raise pytest.UsageError(f"{CONTEXT_ENV} is not set: grader suites run under `bb grade`.")
-    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+def _wait_for_context(path: Path) -> dict[str, Any]:
+    """Block until bb writes the stack's description (the watchdog ends us if bb is gone)."""
+    while not path.exists():
+        time.sleep(0.02)
+    return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,8 +95,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bb_hint(text): the hint shown when this check fails")
-    config._bb_context = _load_context()  # type: ignore[attr-defined]
+    if not os.environ.get(CONTEXT_ENV):
+        raise pytest.UsageError(f"{CONTEXT_ENV} is not set: grader suites run under `bb grade`.")
     _results_file[:] = [Path(config.getoption("--bb-results"))]
+    # bb names itself: by the time this runs, a killed bb may already have been replaced as
+    # our parent, and os.getppid() would name the wrong process.
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """If bb is killed, its checks must not go on hammering a stack that is being swept."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(2)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    # Collection is done (the slow imports too); now the checks need the running stack.
+    session.config._bb_context = _wait_for_context(  # type: ignore[attr-defined]
+        Path(os.environ[CONTEXT_ENV])
+    )
 
 
 @pytest.fixture(scope="session")

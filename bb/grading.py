@@ -7,6 +7,7 @@ reason, so the learner sees the one real problem instead of twenty connection er
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,8 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ def grade_exercise(
     blocked: str | None = None
     tag = app_image_tag(exercise, workspace)
     entry = journal.open_entry(running.grade_id)
+    suite = _SuiteRun(pack, exercise)
     try:
         stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
             ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
@@ -117,10 +118,19 @@ def grade_exercise(
                 checks.append(check)
         t0 = time.monotonic()
         say("running the checks")
-        checks.extend(_run_suite(pack, exercise, running, blocked, deadline))
+        app = running.services.get("app")
+        context = {
+            "grade_id": running.grade_id,
+            "seed": secrets.randbits(32),
+            "blocked": blocked,
+            "app_url": f"http://127.0.0.1:{app['port']}" if app else "http://127.0.0.1:9",
+            "services": running.services,
+        }
+        checks.extend(suite.finish(context, deadline))
         timings["checks"] = time.monotonic() - t0
     finally:
         t0 = time.monotonic()
+        suite.close()
         engine.remove_grade(running.grade_id)
         if not keep_image:
             engine.remove_image(tag)
@@ -377,116 +387,89 @@ def _start_app(
     return _stage("app", description, Status.PASSED)
 
 
-@contextmanager
-def _scratch() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="bb-grade-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+class _SuiteRun:
+    """The grader suite under pytest, in a child process started before the stack is up.
 
+    pytest spends seconds importing and collecting; that overlaps the build and the container
+    start-up. The plugin then waits for the context file, which :meth:`finish` writes.
+    """
 
-def _run_suite(
-    pack: Pack, exercise: Exercise, running: _Running, blocked: str | None, deadline: float
-) -> list[CheckResult]:
-    """Run the grader suite under pytest in a child process; its checks as results."""
-    suite = pack.grader_dir(exercise)
-    with _scratch() as scratch:
-        context = {
-            "grade_id": running.grade_id,
-            "seed": secrets.randbits(32),
-            "blocked": blocked,
-            "app_url": f"http://127.0.0.1:{running.services['app']['port']}"
-            if "app" in running.services
-            else "http://127.0.0.1:9",
-            "services": running.services,
-        }
-        (scratch / "context.json").write_text(json.dumps(context), encoding="utf-8")
+    def __init__(self, pack: Pack, exercise: Exercise) -> None:
+        self.suite = pack.grader_dir(exercise)
+        self.timeout = exercise.grader.timeout
+        self.scratch = Path(tempfile.mkdtemp(prefix="bb-grade-"))
+        self.results = self.scratch / "results.jsonl"
+        self.output = self.scratch / "pytest.log"
         # An ini file of our own: the suite must not pick up whatever pytest settings lie
         # around it (a repository's pyproject.toml, say).
-        (scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-        results = scratch / "results.jsonl"
-        output = scratch / "pytest.log"
+        (self.scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(suite),
-            "-p",
-            "bb.grader_plugin",
-            "-p",
-            "no:cacheprovider",
-            "-c",
-            str(scratch / "pytest.ini"),
-            "--rootdir",
-            str(scratch),
-            "--bb-results",
-            str(results),
-            "-q",
-            "--no-header",
-            "-rN",
-            "--tb=short",
-            "-W",
-            "ignore::DeprecationWarning",
-        ]
-        env = {
-            **os.environ,
-            "BB_GRADE_CONTEXT": str(scratch / "context.json"),
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        with output.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=scratch,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+            sys.executable, "-m", "pytest", str(self.suite),
+            "-p", "bb.grader_plugin", "-p", "no:cacheprovider",
+            "-c", str(self.scratch / "pytest.ini"), "--rootdir", str(self.scratch),
+            "--bb-results", str(self.results),
+            "-q", "--no-header", "-rN", "--tb=short", "-W", "ignore::DeprecationWarning",
+        ]  # fmt: skip
+        env = {**os.environ, "BB_GRADE_CONTEXT": str(self.scratch / "context.json"),
+               "BB_GRADE_PARENT": str(os.getpid()), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+        with self.output.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.scratch, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )
-            timed_out = False
-            try:
-                code = process.wait(timeout=max(_time_left(deadline), 1.0))
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                os.killpg(process.pid, signal.SIGKILL)
-                code = process.wait()
-            except BaseException:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                raise
-        checks = (
-            [
-                _check_from_record(json.loads(line))
-                for line in results.read_text(encoding="utf-8").splitlines()
-                if line.strip()
-            ]
-            if results.exists()
-            else []
-        )
+            )  # fmt: skip
+
+    def finish(self, context: dict[str, Any], deadline: float) -> list[CheckResult]:
+        """Hand the suite the stack's context, wait for it, and return its checks.
+
+        Raises:
+            ContentError: the suite is broken (no checks, collection errors, pytest misuse).
+        """
+        staged = self.scratch / "context.json.partial"
+        staged.write_text(json.dumps(context), encoding="utf-8")
+        staged.rename(self.scratch / "context.json")  # atomic: the plugin never reads half
+        timed_out = False
+        try:
+            code = self.process.wait(timeout=max(_time_left(deadline), 1.0))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.stop()
+            code = self.process.returncode
+        checks = [
+            _check_from_record(json.loads(line))
+            for line in (self.results.read_text(encoding="utf-8").splitlines()
+                         if self.results.exists() else [])
+            if line.strip()
+        ]  # fmt: skip
         if timed_out:
-            checks.append(
-                _stage(
-                    "time-limit",
-                    f"grading finishes within {exercise.grader.timeout:g} s",
-                    Status.FAILED,
-                    "Grading was stopped at its time limit; the checks after this "
-                    "point did not run.",
-                    hint="A request that never returns (a deadlock, a lock "
-                    "held forever, an infinite loop) stops the whole grade. Look for one.",
-                )
-            )
+            checks.append(_stage(
+                "time-limit", f"grading finishes within {self.timeout:g} s", Status.FAILED,
+                "Grading was stopped at its time limit; the checks after this point did not run.",
+                hint="A request that never returns (a deadlock, a lock held forever, an infinite "
+                "loop) stops the whole grade. Look for one.",
+            ))  # fmt: skip
             return checks
         if code in _BROKEN_SUITE:
-            tail = "\n".join(
-                output.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
-            )
+            log = self.output.read_text(encoding="utf-8", errors="replace")
+            tail = "\n".join(log.splitlines()[-25:])
             raise ContentError(
-                f"The grader suite {suite} {_BROKEN_SUITE[code]} (pytest exit {code}).\n{tail}",
+                f"The grader suite {self.suite} {_BROKEN_SUITE[code]} "
+                f"(pytest exit {code}).\n{tail}",
                 hint="This is a course bug, not yours: run `bb dev check` on the pack.",
             )
         if code not in (0, 1):
-            raise ContentError(f"The grader suite {suite} ended with pytest exit {code}.")
+            raise ContentError(f"The grader suite {self.suite} ended with pytest exit {code}.")
         return checks
+
+    def stop(self) -> None:
+        """Kill pytest (and anything it started) if it still runs."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _check_from_record(record: dict[str, Any]) -> CheckResult:

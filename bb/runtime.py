@@ -256,11 +256,22 @@ class Engine:
         """Remove what grades whose process is gone left behind; return how many objects."""
         return self._remove(filters={"label": [MANAGED]}, only_orphans=True)
 
-    def managed_objects(self) -> list[str]:
-        """Names of every bb container and network on the engine (for tests and `bb doctor`)."""
-        names = [c.name for c in self._client.containers.list(all=True, filters={"label": MANAGED})]
-        names += [n.name for n in self._client.networks.list(filters={"label": MANAGED})]
-        return [str(n) for n in names]
+    def managed_objects(self, *, orphans_only: bool = False) -> list[str]:
+        """Names of bb's containers and networks on the engine; with ``orphans_only``, just
+        those whose bb process has ended (what a sweep would remove)."""
+        api = self._client.api
+        found = [
+            (c["Names"][0].lstrip("/"), c.get("Labels") or {})
+            for c in api.containers(all=True, filters={"label": MANAGED})
+        ]
+        found += [
+            (n["Name"], n.get("Labels") or {}) for n in api.networks(filters={"label": [MANAGED]})
+        ]
+        return [
+            str(name)
+            for name, labels in found
+            if not (orphans_only and _owner_alive(labels.get(OWNER, "")))
+        ]
 
     def _remove(self, *, filters: dict[str, list[str]], only_orphans: bool = False) -> int:
         from docker.errors import DockerException, NotFound

@@ -108,16 +108,25 @@ def _start_grading(workspace: Path) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_app_container(engine: Any, timeout: float = 120) -> None:
+def _wait_for_app_container(
+    engine: Any, process: subprocess.Popen[str], home: Path, timeout: float = 120
+) -> None:
+    """Wait until this grade (found through its journal entry) has started the app."""
     deadline = time.monotonic() + timeout
-    while not any(name.endswith("-app") for name in engine.managed_objects()):
+    while True:
+        assert process.poll() is None, "the grade ended before it started the app"
         assert time.monotonic() < deadline, "the grade never started the app"
+        entries = list((home / "grades-in-flight").glob("*"))
+        if entries and f"bb-{entries[0].name}-app" in engine.managed_objects():
+            return
         time.sleep(0.2)
 
 
-def test_ctrl_c_mid_grade_leaves_nothing(tmp_path: Path, no_leftovers: Any) -> None:
+def test_ctrl_c_mid_grade_leaves_nothing(
+    tmp_path: Path, isolated_home: Path, no_leftovers: Any
+) -> None:
     process = _start_grading(_workspace(tmp_path, "slow", solved=True))
-    _wait_for_app_container(no_leftovers)
+    _wait_for_app_container(no_leftovers, process, isolated_home)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -125,14 +134,41 @@ def test_ctrl_c_mid_grade_leaves_nothing(tmp_path: Path, no_leftovers: Any) -> N
     assert "Interrupted" in stderr
 
 
-def test_kill_9_leftovers_are_swept_by_the_next_command(tmp_path: Path, no_leftovers: Any) -> None:
+def _grader_processes(parent: int | None = None) -> set[int]:
+    """Pids of running grader suites (pytest with bb's plugin), optionally of one parent."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if (
+                not proc.name.isdigit()
+                or b"bb.grader_plugin" not in (proc / "cmdline").read_bytes()
+            ):
+                continue
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent is None or ppid == parent:
+            found.add(int(proc.name))
+    return found
+
+
+def test_kill_9_leftovers_are_swept_by_the_next_command(
+    tmp_path: Path, isolated_home: Path, no_leftovers: Any
+) -> None:
     process = _start_grading(_workspace(tmp_path, "slow", solved=True))
-    _wait_for_app_container(no_leftovers)
+    _wait_for_app_container(no_leftovers, process, isolated_home)
+    suites = _grader_processes(parent=process.pid)
+    assert suites, "the grade should be running its grader suite"
     process.kill()
     process.communicate(timeout=30)
-    assert no_leftovers.managed_objects(), "kill -9 should have left the grade's containers"
+    deadline = time.monotonic() + 10
+    while _grader_processes() & suites:
+        assert time.monotonic() < deadline, "the grader suite outlived the killed bb"
+        time.sleep(0.2)
+    orphans = no_leftovers.managed_objects(orphans_only=True)
+    assert orphans, "kill -9 should have left the grade's containers"
     run_bb("list")  # any next command
-    assert no_leftovers.managed_objects() == []
+    assert not set(orphans) & set(no_leftovers.managed_objects())
 
 
 def test_a_missing_course_image_says_to_run_setup(tmp_path: Path, engine: Any) -> None:
