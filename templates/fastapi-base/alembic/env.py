@@ -5,6 +5,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine
 
+import app.models  # noqa: F401  (registers the models on Base.metadata for autogenerate)
 from app.config import settings
 from app.db import Base, engine_url
 

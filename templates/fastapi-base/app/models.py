@@ -1,0 +1,1 @@
+"""ORM models: subclasses of app.db.Base. Alembic's autogenerate compares them with the database."""
