@@ -91,10 +91,11 @@ _GLYPHS = {
 def render(report: GradeReport, *, verbose: bool = False) -> Any:
     """A Rich renderable: one line per check, and the why of every check that did not pass."""
     from rich.console import Group
-    from rich.padding import Padding
     from rich.text import Text
 
     parts: list[Any] = [Text.assemble((report.title, "bold"), f"  ({report.exercise})\n")]
+    # Several checks often fail on one root cause (the create they all need); say it once.
+    first_with: dict[tuple[str, str | None, str | None], str] = {}
     for check in report.checks:
         glyph, style = _GLYPHS[check.status]
         line = Text.assemble(
@@ -103,6 +104,11 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
         parts.append(line)
         if check.status is Status.PASSED and not verbose:
             continue
+        cause = (check.message, check.expected, check.actual)
+        if check.status is Status.FAILED and check.message and cause in first_with:
+            parts.append(_Indented(Text(f"{check.message} (as in: {first_with[cause]})", "dim")))
+            continue
+        first_with.setdefault(cause, check.description or check.name)
         details = Text()
         if check.message:
             details.append(check.message + "\n")
@@ -116,7 +122,7 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
             details.append("hint: ", "bold cyan").append(check.hint + "\n")
         if details.plain:
             details.rstrip()
-            parts.append(Padding(details, (0, 0, 0, 10)))
+            parts.append(_Indented(details))
 
     counts = ", ".join(
         f"{report.count(s)} {s.value}" for s in Status if report.count(s) or s is Status.PASSED
@@ -128,3 +134,21 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
     )
     parts.append(Text.assemble("\n", verdict, f"\n{counts} in {report.duration:.1f} s"))
     return Group(*parts)
+
+
+class _Indented:
+    """A renderable indented under its check's line, wrapped without trailing padding (Rich's
+    Padding fills every line to the full width, which litters copied output with spaces)."""
+
+    def __init__(self, renderable: Any, indent: int = 10) -> None:
+        self.renderable = renderable
+        self.indent = indent
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.segment import Segment
+
+        width = max(options.max_width - self.indent, 20)
+        for line in console.render_lines(self.renderable, options.update_width(width), pad=False):
+            yield Segment(" " * self.indent)
+            yield from line
+            yield Segment.line()

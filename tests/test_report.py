@@ -67,6 +67,14 @@ def test_rendering_reads_without_colour() -> None:
     assert "1 passed, 1 failed, 1 skipped" in text
 
 
+def test_a_repeated_cause_is_detailed_once() -> None:
+    report = _report(Status.FAILED, Status.FAILED)
+    text = _text(report)
+    assert text.count("arrived:") == 1
+    assert "(as in: check 0)" in text
+    assert all(line == line.rstrip() for line in text.splitlines())
+
+
 def test_passed_checks_stay_short_unless_verbose() -> None:
     report = GradeReport(
         exercise="ex",
