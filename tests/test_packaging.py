@@ -49,7 +49,7 @@ def test_an_installed_bb_reads_its_own_copy(wheel: Path, tmp_path: Path) -> None
     venv.create(env_dir, system_site_packages=True, with_pip=True)
     python = env_dir / "bin" / "python"
     subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
         check=True,
         capture_output=True,
     )
