@@ -96,8 +96,9 @@ def grade_exercise(
     blocked: str | None = None
     tag = app_image_tag(exercise, workspace)
     entry = journal.open_entry(running.grade_id)
-    suite = _SuiteRun(pack, exercise)
+    suite: _SuiteRun | None = None
     try:
+        suite = _SuiteRun(pack, exercise)
         stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
             ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
             ("services", lambda: _start_services(pack, exercise, engine, running, deadline, say)),
@@ -130,7 +131,8 @@ def grade_exercise(
         timings["checks"] = time.monotonic() - t0
     finally:
         t0 = time.monotonic()
-        suite.close()
+        if suite is not None:
+            suite.close()
         engine.remove_grade(running.grade_id)
         if not keep_image:
             engine.remove_image(tag)
