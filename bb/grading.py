@@ -148,11 +148,8 @@ def grade_exercise(
 
 
 def _require_images(pack: Pack, exercise: Exercise, engine: Engine) -> None:
-    missing = [
-        pack.image_tag(name)
-        for name in pack.course.images
-        if not engine.has_image(pack.image_tag(name))
-    ]
+    tags = [pack.image_tag(name) for name in pack.course.images]
+    missing = [tag for tag in tags if not engine.has_image(tag)]
     if missing:
         raise EnvironmentProblem(
             f"The course images are not built yet ({', '.join(missing)}).",
