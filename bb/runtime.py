@@ -114,12 +114,16 @@ class Engine:
         """Build ``context``'s Dockerfile as ``tag``; the outcome carries the build log.
 
         A build still running at ``deadline`` (a ``time.monotonic()`` value) is abandoned,
-        which makes the engine cancel it.
+        which makes the engine cancel it. No single read waits longer than the time left, so a
+        build that prints nothing (``RUN sleep 1000``) is stopped too.
         """
         from docker.errors import DockerException
+        from requests.exceptions import RequestException
+        from urllib3.exceptions import HTTPError as Urllib3Error
 
         lines: list[str] = []
         ok = True
+        stopped = "(build stopped: the grading time limit was reached)"
         try:
             stream: Iterator[dict[str, Any]] = self._client.api.build(
                 path=str(context),
@@ -128,6 +132,7 @@ class Engine:
                 forcerm=True,
                 decode=True,
                 labels=labels or {},
+                timeout=None if deadline is None else max(deadline - time.monotonic(), 1.0),
             )
             for chunk in stream:
                 text = chunk.get("stream") or chunk.get("status") or ""
@@ -141,11 +146,14 @@ class Engine:
                             on_line(line.rstrip())
                 if deadline is not None and time.monotonic() > deadline:
                     ok = False
-                    lines.append("(build stopped: the grading time limit was reached)")
+                    lines.append(stopped)
                     break
         except DockerException as exc:
             ok = False
             lines.append(_first_line(exc))
+        except (RequestException, Urllib3Error):  # a read outlasted the time left
+            ok = False
+            lines.append(stopped)
         return BuildOutcome(ok=ok, log="\n".join(lines))
 
     def remove_image(self, ref: str) -> None:

@@ -90,6 +90,18 @@ def test_the_time_limit_is_reported_not_hung(tmp_path: Path, no_leftovers: Any) 
     assert "time limit" in checks["time-limit"]["message"]
 
 
+def test_a_silent_build_is_stopped_at_the_time_limit(tmp_path: Path, no_leftovers: Any) -> None:
+    workspace = _workspace(tmp_path, "slow", solved=True)
+    dockerfile = workspace / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("COPY", "RUN sleep 300\nCOPY", 1))
+    began = time.monotonic()
+    document = _grade_json(workspace, ExitCode.CHECKS_FAILED)
+    assert time.monotonic() - began < 25 + 30  # the limit plus start-up and teardown
+    build = _by_name(document)["build"]
+    assert build["status"] == "failed"
+    assert "time limit" in build["log"]
+
+
 def test_a_suite_without_checks_is_a_course_error(tmp_path: Path, no_leftovers: Any) -> None:
     workspace = _workspace(tmp_path, "broken", solved=True)
     result = run_bb("grade", cwd=workspace, expect=ExitCode.CONTENT)
