@@ -123,3 +123,26 @@ def test_json_document_shape_is_stable() -> None:
         checks=(CheckResult(name="n", description="d", status=Status.PASSED),),
     )
     assert json.loads(json.dumps(to_json(report)))["passed"] is True
+
+
+def _colour_codes(text: str) -> list[str]:
+    """SGR parameters that set a foreground or background colour."""
+    import re
+
+    codes = []
+    for params in re.findall(r"\x1b\[([0-9;]*)m", text):
+        codes += [
+            p
+            for p in params.split(";")
+            if p.isdigit() and (30 <= int(p) <= 49 or 90 <= int(p) <= 107)
+        ]
+    return codes
+
+
+def test_no_color_is_honoured_and_meaning_survives_without_colour(tmp_path: Path) -> None:
+    run_bb("start", "rest-crud", "--dir", tmp_path / "ws")
+    coloured = run_bb("list", env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    assert _colour_codes(coloured.stdout), "FORCE_COLOR alone should colour the output"
+    plain = run_bb("list", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert _colour_codes(plain.stdout) == []
+    assert "… started" in plain.stdout  # the glyph and the word carry the meaning
