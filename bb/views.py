@@ -77,10 +77,9 @@ def next_steps(workspace: Path, *, created: bool) -> Any:
 
 
 def hints(exercise: Exercise) -> Any:
-    items = [
-        Text.assemble((f"{n}. ", "bold cyan"), hint) for n, hint in enumerate(exercise.hints, 1)
-    ]
-    return Group(Text(f"Hints for {exercise.id} ({exercise.title})\n", style="bold"), *items)
+    items = "\n".join(f"{n}. {hint}" for n, hint in enumerate(exercise.hints, 1))
+    title = Text(f"Hints for {exercise.id} ({exercise.title})", style="bold")
+    return Group(title, Markdown(items))
 
 
 def progress_summary(pack: Pack, progress: Mapping[str, ExerciseProgress]) -> Any:
