@@ -55,24 +55,24 @@ class Stack:
     def restart(self, name: str = "app") -> None:
         """Restart a container and block until it is ready again (its ports do not change)."""
         from bb.pack import Readiness
-        from bb.probes import probe
+        from bb.probes import wait_ready
 
         service = self._service(name)
+        container = service["container"]
         engine = self._engine()
-        engine.restart(service["container"])
+        engine.restart(container)
         readiness = Readiness.model_validate(service["ready"])
-        deadline = time.monotonic() + readiness.timeout
-        while True:
-            reason = probe(readiness, "127.0.0.1", int(service["port"]))
-            if reason is None:
-                return
-            status, _ = engine.state(service["container"])
-            if status in ("exited", "dead") or time.monotonic() > deadline:
-                raise Failure(
-                    f"After a restart, {name} did not become ready ({reason}).",
-                    actual=engine.logs(service["container"], tail=20),
-                )
-            time.sleep(0.1)
+        reason, _ = wait_ready(
+            readiness,
+            int(service["port"]),
+            exited=lambda: engine.has_exited(container),
+            deadline=time.monotonic() + readiness.timeout,
+        )
+        if reason is not None:
+            raise Failure(
+                f"After a restart, {name} did not become ready ({reason}).",
+                actual=engine.logs(container, tail=20),
+            )
 
     def _engine(self) -> Any:
         from bb.runtime import Engine

@@ -214,20 +214,11 @@ def _build_app(
 def _wait_ready(
     engine: Engine, container: str, readiness: Readiness, port: int, deadline: float
 ) -> tuple[str | None, bool]:
-    """Poll until ready. Returns (None, _) when ready, else (last reason, container exited)."""
-    from bb.probes import probe
+    from bb.probes import wait_ready
 
-    limit = min(deadline, time.monotonic() + readiness.timeout)
-    while True:
-        reason = probe(readiness, "127.0.0.1", port)
-        if reason is None:
-            return None, False
-        status, _code = engine.state(container)
-        if status in ("exited", "dead"):
-            return reason, True
-        if time.monotonic() > limit:
-            return reason, False
-        time.sleep(0.1)
+    return wait_ready(
+        readiness, port, exited=lambda: engine.has_exited(container), deadline=deadline
+    )
 
 
 def _start_services(

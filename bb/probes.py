@@ -4,6 +4,8 @@ or a short reason when not (kept for the failure message)."""
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 
 from bb.pack import Readiness
 
@@ -15,6 +17,24 @@ def probe(readiness: Readiness, host: str, port: int) -> str | None:
         pg = readiness.postgres
         return _postgres(host, port, pg.user, pg.password, pg.dbname)
     return _tcp(host, port)
+
+
+def wait_ready(
+    readiness: Readiness, port: int, *, exited: Callable[[], bool], deadline: float
+) -> tuple[str | None, bool]:
+    """Probe 127.0.0.1:``port`` until ready, giving up at the probe's own timeout or at
+    ``deadline`` (a ``time.monotonic()`` value), and at once when ``exited()`` says the
+    container ended. Returns ``(None, False)`` when ready, else ``(last reason, exited)``."""
+    limit = min(deadline, time.monotonic() + readiness.timeout)
+    while True:
+        reason = probe(readiness, "127.0.0.1", port)
+        if reason is None:
+            return None, False
+        if exited():
+            return reason, True
+        if time.monotonic() > limit:
+            return reason, False
+        time.sleep(0.1)
 
 
 def describe(readiness: Readiness) -> str:

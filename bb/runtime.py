@@ -227,6 +227,9 @@ class Engine:
         code = info["State"]["ExitCode"] if status in ("exited", "dead") else None
         return str(status), code
 
+    def has_exited(self, container_id: str) -> bool:
+        return self.state(container_id)[0] in ("exited", "dead")
+
     def wait(self, container_id: str, timeout: float) -> int | None:
         """Wait for the container to exit; its exit code, or None if it ran past ``timeout``."""
         from requests.exceptions import ConnectionError as RequestsConnectionError
