@@ -100,6 +100,15 @@ class Grader(_Strict):
     timeout: float = Field(default=300.0, gt=0, le=3600)
 
 
+class WrongVariant(_Strict):
+    """A known-wrong solution: the files in ``exercises/<id>/wrong/<name>/``, laid over the
+    reference solution, make a mistake a learner would plausibly make. The course checker
+    grades it and requires every check in ``fails`` to fail."""
+
+    mistake: str = Field(min_length=1, description="the mistake, in one sentence")
+    fails: list[str] = Field(min_length=1, description="checks that must fail on it")
+
+
 class Exercise(_Strict):
     format_version: Literal[1]
     id: Slug
@@ -111,6 +120,8 @@ class Exercise(_Strict):
     services: dict[Slug, Service] = Field(default_factory=dict)
     app: App = Field(default_factory=App)
     grader: Grader
+    #: Known-wrong solutions, by name (a directory under ``wrong/``).
+    wrong: dict[Slug, WrongVariant] = Field(default_factory=dict)
 
     # Set by the loader, not by the manifest.
     root: Path = Field(default=Path(), exclude=True)
@@ -118,6 +129,9 @@ class Exercise(_Strict):
     @property
     def solution_dir(self) -> Path:
         return self.root / "solution"
+
+    def wrong_dir(self, name: str) -> Path:
+        return self.root / "wrong" / name
 
 
 class ImageRecipe(_Strict):
@@ -287,6 +301,9 @@ def _check_references(root: Path, course: Course, exercise: Exercise, manifest: 
         raise ContentError(
             f"{manifest}: grader.suite: no directory graders/{exercise.grader.suite}."
         )
+    for name in exercise.wrong:
+        if not exercise.wrong_dir(name).is_dir():
+            raise ContentError(f"{manifest}: wrong.{name}: no directory wrong/{name} beside it.")
     for name, recipe in course.images.items():
         if not (root / "course" / recipe.recipe / "Dockerfile").is_file():
             raise ContentError(

@@ -97,3 +97,14 @@ def test_not_a_pack(tmp_path: Path) -> None:
 def test_unknown_exercise_is_a_user_error() -> None:
     with pytest.raises(UserError, match="no exercise called 'nope'"):
         load_pack(ROOT).exercise("nope")
+
+
+def test_wrong_variants_need_their_directory(tmp_path: Path) -> None:
+    pack = copy_mini_pack(tmp_path / "pack")
+    manifest = pack / "exercises" / "hello" / "exercise.yaml"
+    edit_yaml(manifest, {"wrong": {"says-bye": {"mistake": "answers bye", "fails": ["hello"]}}})
+    with pytest.raises(ContentError, match=r"wrong\.says-bye: no directory wrong/says-bye"):
+        load_pack(pack)
+    (pack / "exercises" / "hello" / "wrong" / "says-bye").mkdir(parents=True)
+    variant = load_pack(pack).exercise("hello").wrong["says-bye"]
+    assert variant.fails == ["hello"]
