@@ -28,7 +28,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    # Plain Click help: Typer's Rich help imports rich.markdown and markdown_it on every
+    # `--help` (about 45 ms), and labels every flag `<bool>`.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 dev = typer.Typer(help="Tools for course authors and instructors.", no_args_is_help=True)
 app.add_typer(dev, name="dev")

@@ -21,11 +21,18 @@ def test_help_does_not_import_heavy_modules() -> None:
 
     code = (
         "import sys; from bb.cli import run; run(['--help']); "
-        "print(sorted(m for m in ('docker','pydantic','jinja2','httpx','psycopg','yaml') "
-        "if m in sys.modules))"
+        "print(sorted(m for m in ('docker','pydantic','jinja2','httpx','psycopg','yaml', "
+        "'rich.markdown','markdown_it') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_reads_like_plain_text() -> None:
+    result = run_bb("grade", "--help")
+    assert "--json" in result.stdout
+    assert "<bool>" not in result.stdout
+    assert "\x1b" not in result.stdout
 
 
 def test_unknown_command_is_a_usage_error() -> None:
