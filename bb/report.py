@@ -106,7 +106,7 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
             continue
         cause = (check.message, check.expected, check.actual)
         if check.status is Status.FAILED and check.message and cause in first_with:
-            parts.append(_Indented(Text(f"{check.message} (as in: {first_with[cause]})", "dim")))
+            parts.append(Indented(Text(f"{check.message} (as in: {first_with[cause]})", "dim")))
             continue
         first_with.setdefault(cause, check.description or check.name)
         details = Text()
@@ -122,7 +122,7 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
             details.append("hint: ", "bold cyan").append(check.hint + "\n")
         if details.plain:
             details.rstrip()
-            parts.append(_Indented(details))
+            parts.append(Indented(details))
 
     counts = ", ".join(
         f"{report.count(s)} {s.value}" for s in Status if report.count(s) or s is Status.PASSED
@@ -136,19 +136,28 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
     return Group(*parts)
 
 
-class _Indented:
-    """A renderable indented under its check's line, wrapped without trailing padding (Rich's
-    Padding fills every line to the full width, which litters copied output with spaces)."""
+class Indented:
+    """A renderable indented by ``indent`` columns, wrapped without trailing padding (Rich's
+    Padding fills every line to the full width, which litters copied output with spaces).
+    ``marker`` (a list number, say) stands in the first line's indent."""
 
-    def __init__(self, renderable: Any, indent: int = 10) -> None:
+    def __init__(self, renderable: Any, indent: int = 10, marker: str = "") -> None:
         self.renderable = renderable
         self.indent = indent
+        self.marker = marker
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         from rich.segment import Segment
 
         width = max(options.max_width - self.indent, 20)
-        for line in console.render_lines(self.renderable, options.update_width(width), pad=False):
-            yield Segment(" " * self.indent)
+        lines = console.render_lines(self.renderable, options.update_width(width), pad=False)
+        for number, line in enumerate(lines):
+            lead = self.marker if number == 0 else ""
+            yield Segment(lead.rjust(self.indent - 1) + " " if lead else " " * self.indent)
+            while line and not line[-1].text.rstrip(" "):  # a wrap leaves the space behind
+                line = line[:-1]
+            if line:
+                last = line[-1]
+                line = [*line[:-1], Segment(last.text.rstrip(" "), last.style, last.control)]
             yield from line
             yield Segment.line()

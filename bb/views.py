@@ -76,10 +76,32 @@ def next_steps(workspace: Path, *, created: bool) -> Any:
     )
 
 
+def prose(text: str) -> Text:
+    """A pack's sentence exactly as written, with its `code` spans shown as code.
+
+    Hints and messages are not rendered as Markdown: "2**63-1" must not turn into a bold "63".
+    The backticks stay, so the text reads the same without colour and copies back intact.
+    """
+    out = Text()
+    for index, part in enumerate(text.split("`")):
+        inside_code = index % 2 == 1
+        out.append(f"`{part}`" if inside_code else part, style="cyan" if inside_code else "")
+    if text.count("`") % 2:  # an unpaired backtick: show it, as written
+        out = Text(text)
+    return out
+
+
+def numbered(items: Sequence[str]) -> Group:
+    """A numbered list with hanging indents; each item as :func:`prose`."""
+    from bb.report import Indented
+
+    width = len(f"{len(items)}.") + 1
+    return Group(*(Indented(prose(item), width, f"{n}.") for n, item in enumerate(items, 1)))
+
+
 def hints(exercise: Exercise) -> Any:
-    items = "\n".join(f"{n}. {hint}" for n, hint in enumerate(exercise.hints, 1))
     title = Text(f"Hints for {exercise.id} ({exercise.title})", style="bold")
-    return Group(title, Markdown(items))
+    return Group(title, numbered(exercise.hints))
 
 
 def progress_summary(pack: Pack, progress: Mapping[str, ExerciseProgress]) -> Any:

@@ -88,3 +88,12 @@ def test_passed_checks_stay_short_unless_verbose() -> None:
     assert "detail" not in _text(report)
     assert "detail" in _text(report, verbose=True)
     assert "All checks passed." in _text(report)
+
+
+def test_pack_text_reaches_the_learner_exactly() -> None:
+    from bb.views import numbered
+
+    hint = "BIGINT stops at 2**63-1; use `icontains(term, autoescape=True)` and *escape* _ too."
+    console = Console(file=io.StringIO(), width=200, no_color=True)
+    console.print(numbered([hint]))
+    assert console.file.getvalue() == f"1. {hint}\n"  # type: ignore[attr-defined]
