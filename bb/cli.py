@@ -294,36 +294,160 @@ def status(pack: PackOption = None) -> None:
     out.print(progress_summary(loaded, progress.load(loaded.course.id)))
 
 
-@app.command()
-@guarded
-def hint(
-    exercise: Annotated[
-        Optional[str],
-        typer.Argument(
-            help="The exercise [default: the project you are in, or your current exercise].",
-            show_default=False,
-        ),
-    ] = None,
-    pack: PackOption = None,
-) -> None:
-    """Show the hints for the current exercise."""
+ExerciseArgument = Annotated[
+    Optional[str],
+    typer.Argument(
+        help="The exercise [default: the project you are in, or your current exercise].",
+        show_default=False,
+    ),
+]
+
+
+def _chosen(exercise: str | None, pack: Path | None) -> tuple[Pack, Exercise, Path | None]:
+    """The pack and exercise a command is about, and the learner's project of it if known.
+
+    Inside a project with no arguments: that project. Otherwise the named exercise (or the
+    next one not passed) of ``pack``, with the project ``bb start`` last made for it.
+    """
     from bb import paths, progress
-    from bb.console import out
     from bb.scaffold import read_record
-    from bb.views import hints
 
     if exercise is None and pack is None and (workspace := paths.find_workspace(Path.cwd())):
         record = read_record(workspace)
         loaded = _load(record.pack)
-        chosen = loaded.exercise(record.exercise)
-    else:
-        loaded = _load(pack)
-        chosen = (
-            loaded.exercise(exercise)
-            if exercise
-            else _next_exercise(loaded, progress.load(loaded.course.id))
+        return loaded, loaded.exercise(record.exercise), workspace
+    loaded = _load(pack)
+    done = progress.load(loaded.course.id)
+    chosen = loaded.exercise(exercise) if exercise else _next_exercise(loaded, done)
+    known = done.get(chosen.id)
+    found = known.workspace if known and known.workspace and known.workspace.is_dir() else None
+    return loaded, chosen, found
+
+
+def _project_of(exercise: Exercise, workspace: Path | None) -> Path:
+    if workspace is None:
+        raise UserError(
+            f"bb knows no project of {exercise.id} on this machine.",
+            hint=f"cd into your project, or create one with `bb start {exercise.id}`.",
         )
+    return workspace
+
+
+@app.command()
+@guarded
+def hint(exercise: ExerciseArgument = None, pack: PackOption = None) -> None:
+    """Show the hints for the current exercise."""
+    from bb.console import out
+    from bb.views import hints
+
+    _, chosen, _ = _chosen(exercise, pack)
     out.print(hints(chosen))
+
+
+@app.command()
+@guarded
+def lesson(exercise: ExerciseArgument = None, pack: PackOption = None) -> None:
+    """Show an exercise's lesson again (through a pager when it is longer than the screen)."""
+    from bb.views import lesson as lesson_view
+
+    loaded, chosen, _ = _chosen(exercise, pack)
+    _page(lesson_view(loaded, chosen))
+
+
+def _page(renderable: Any) -> None:
+    """Print ``renderable``, through a pager when stdout is a terminal it would overflow."""
+    from bb.console import out
+
+    if not out.is_terminal:
+        out.print(renderable)
+        return
+    lines = out.render_lines(renderable, out.options, pad=False)
+    if len(lines) <= out.size.height:
+        out.print(renderable)
+        return
+    os.environ.setdefault("LESS", "-R")  # let less show the colours
+    with out.pager(styles=True):
+        out.print(renderable)
+
+
+@app.command()
+@guarded
+def solution(
+    exercise: ExerciseArgument = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Show it before you have passed (asks first).")
+    ] = False,
+    pack: PackOption = None,
+) -> int:
+    """After you pass, show the reference solution as a diff against your project."""
+    from bb import progress
+    from bb.projects import solution_diff
+    from bb.views import diff_view
+
+    loaded, chosen, workspace = _chosen(exercise, pack)
+    state = progress.load(loaded.course.id).get(chosen.id)
+    if state is None or state.passed_at is None:
+        if not force:
+            raise UserError(
+                f"You have not passed {chosen.id} yet; the solution stays closed until you do.",
+                hint="Try `bb hint` first. To see it anyway: `bb solution --force`.",
+            )
+        if not typer.confirm(
+            "Seeing the solution before you solve it takes away most of what the exercise "
+            "teaches. Show it anyway?",
+            default=False,
+            err=True,
+        ):
+            return ExitCode.USAGE
+    _page(diff_view(solution_diff(chosen, _project_of(chosen, workspace))))
+    return ExitCode.OK
+
+
+@app.command()
+@guarded
+def reset(
+    exercise: ExerciseArgument = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the backups earlier resets kept.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    pack: PackOption = None,
+) -> int:
+    """Restore an exercise's starter, keeping your work in a timestamped backup."""
+    from bb.console import err, out
+    from bb.projects import list_backups, reset_project
+    from bb.views import backups_view
+
+    if list_:
+        wanted = exercise
+        if wanted is None and pack is None and (here := _workspace_here()) is not None:
+            wanted = here[1]
+        out.print(backups_view(list_backups(wanted)), soft_wrap=True)  # paths stay whole
+        return ExitCode.OK
+    loaded, chosen, workspace = _chosen(exercise, pack)
+    project = _project_of(chosen, workspace)
+    if not yes and not typer.confirm(
+        f"Restore the starter of {chosen.id} in {project}? Your files move to a backup first.",
+        default=False,
+        err=True,
+    ):
+        return ExitCode.USAGE
+    backup = reset_project(loaded, chosen, project)
+    from rich.text import Text
+
+    err.print(Text.assemble("✓ The starter is back in ", str(project), "."))
+    err.print(
+        Text.assemble("  Your work is in ", (str(backup.path), "bold"), " (bb reset --list).")
+    )
+    return ExitCode.OK
+
+
+def _workspace_here() -> tuple[Path, str] | None:
+    from bb import paths
+    from bb.scaffold import read_record
+
+    workspace = paths.find_workspace(Path.cwd())
+    return None if workspace is None else (workspace, read_record(workspace).exercise)
 
 
 # -- author commands -------------------------------------------------------------------------

@@ -27,6 +27,11 @@ def progress_db() -> Path:
     return home() / "progress.sqlite3"
 
 
+def backups() -> Path:
+    """Where ``bb reset`` keeps the learner's work before it restores a starter."""
+    return home() / "backups"
+
+
 def workspaces_root() -> Path:
     """The parent of new exercise projects when ``bb start`` is given no ``--dir``."""
     override = os.environ.get("BB_WORKSPACES")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from bb.checker import ExerciseCheck
     from bb.pack import Exercise, Pack
     from bb.progress import ExerciseProgress
+    from bb.projects import Backup, FileDiff
 
 _STATE = {
     "passed": ("✓ passed", "green"),
@@ -150,3 +151,46 @@ def checker_summary(results: Sequence[ExerciseCheck]) -> Any:
         )
     )
     return Group(*lines)
+
+
+def diff_view(diffs: Sequence[FileDiff]) -> Any:
+    """The reference solution against the learner's files: a unified diff per changed file."""
+    parts: list[Any] = []
+    same = [d.path for d in diffs if not d.diff and not d.note]
+    for item in diffs:
+        if item.note:
+            parts.append(Text.assemble((item.path, "bold"), f": {item.note}"))
+        elif item.diff:
+            body = Text()
+            for line in item.diff.splitlines(keepends=True):
+                style = (
+                    "bold"
+                    if line.startswith(("---", "+++"))
+                    else "green"
+                    if line.startswith("+")
+                    else "red"
+                    if line.startswith("-")
+                    else "cyan"
+                    if line.startswith("@@")
+                    else ""
+                )
+                body.append(line, style=style)
+            parts.append(body)
+    if same:
+        parts.append(Text(f"Same as the solution: {', '.join(same)}", style="dim"))
+    if not any(d.diff or d.note for d in diffs):
+        parts.insert(0, Text("Your project already matches the reference solution.", "bold"))
+    return Group(*parts)
+
+
+def backups_view(backups: Sequence[Backup]) -> Any:
+    if not backups:
+        return Text("No backups yet: `bb reset` makes one before it restores a starter.")
+    lines = Text()
+    for backup in backups:
+        taken = backup.taken_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(f"{taken}  ", "bold").append(backup.exercise, "bold")
+        lines.append(f"  (of {backup.workspace})\n", "dim")
+        lines.append(f"  {backup.path}\n")
+    lines.rstrip()
+    return lines

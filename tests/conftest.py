@@ -44,6 +44,7 @@ def run_bb(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 600,
+    input: str | None = None,
 ) -> Result:
     """Run the real ``bb`` in a child process, as a user would; fail with its output on a
     mismatch of exit code."""
@@ -52,6 +53,7 @@ def run_bb(
         cwd=cwd,
         capture_output=True,
         text=True,
+        input=input,
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
