@@ -450,6 +450,19 @@ def _workspace_here() -> tuple[Path, str] | None:
     return None if workspace is None else (workspace, read_record(workspace).exercise)
 
 
+@app.command()
+@guarded
+def doctor(pack: PackOption = None) -> int:
+    """Check that this machine can grade: Docker engine, images, disk, Python, progress store."""
+    from bb.console import out
+    from bb.doctor import blocked, diagnose
+    from bb.views import findings_view
+
+    findings = diagnose(_load(pack))
+    out.print(findings_view(findings))
+    return ExitCode.ENVIRONMENT if blocked(findings) else ExitCode.OK
+
+
 # -- author commands -------------------------------------------------------------------------
 
 

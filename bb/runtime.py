@@ -49,6 +49,28 @@ class ContainerSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class EngineFacts:
+    name: str
+    version: str
+    api_version: str
+    os: str
+    #: In Docker's image terms (amd64, arm64), so it compares with an image's architecture.
+    arch: str
+    memory_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineCandidate:
+    """A place a Docker-compatible engine may listen, as found on this machine."""
+
+    url: str
+    kind: str
+    exists: bool
+    reachable: bool
+    problem: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildOutcome:
     ok: bool
     log: str
@@ -79,7 +101,28 @@ class Engine:
             ) from None
         return cls(client)
 
+    def facts(self) -> EngineFacts:
+        info = self._client.info()
+        version = self._client.version()
+        return EngineFacts(
+            name="Podman" if "podman" in str(version.get("Components", "")).lower() else "Docker",
+            version=str(version.get("Version", "?")),
+            api_version=str(version.get("ApiVersion", "?")),
+            os=str(info.get("OSType", "?")),
+            arch=_docker_arch(str(info.get("Architecture", "?"))),
+            memory_bytes=int(info.get("MemTotal") or 0),
+        )
+
     # -- images ----------------------------------------------------------------------------
+
+    def image_architecture(self, ref: str) -> str | None:
+        """The architecture an image was built for, or None when it is not on the engine."""
+        from docker.errors import ImageNotFound
+
+        try:
+            return str(self._client.api.inspect_image(ref).get("Architecture", "?"))
+        except ImageNotFound:
+            return None
 
     def has_image(self, ref: str) -> bool:
         from docker.errors import ImageNotFound
@@ -310,6 +353,57 @@ class Engine:
             except DockerException:
                 pass
         return removed
+
+
+def engine_candidates() -> list[EngineCandidate]:
+    """Sockets where Docker, Docker Desktop or Podman usually listen, and the endpoint of the
+    current Docker CLI context (which the Docker SDK does not follow by itself)."""
+    import json
+
+    found: list[tuple[str, str]] = []
+    config = Path.home() / ".docker" / "config.json"
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        current = json.loads(config.read_text(encoding="utf-8")).get("currentContext")
+        if current and current != "default":
+            for meta in (Path.home() / ".docker" / "contexts" / "meta").glob("*/meta.json"):
+                data = json.loads(meta.read_text(encoding="utf-8"))
+                if data.get("Name") == current:
+                    host = data.get("Endpoints", {}).get("docker", {}).get("Host")
+                    if host:
+                        found.append((str(host), f"docker context {current!r}"))
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
+    for path, kind in (
+        ("/var/run/docker.sock", "Docker"),
+        (str(Path.home() / ".docker" / "run" / "docker.sock"), "Docker Desktop"),
+        (str(Path.home() / ".docker" / "desktop" / "docker.sock"), "Docker Desktop"),
+        (f"{runtime_dir}/docker.sock", "rootless Docker"),
+        (f"{runtime_dir}/podman/podman.sock", "Podman"),
+        ("/run/podman/podman.sock", "Podman"),
+    ):
+        found.append((f"unix://{path}", kind))
+    return [_probe_candidate(url, kind) for url, kind in found]
+
+
+def _probe_candidate(url: str, kind: str) -> EngineCandidate:
+    if not url.startswith("unix://"):
+        return EngineCandidate(url, kind, exists=True, reachable=False, problem="not probed")
+    path = url.removeprefix("unix://")
+    if not Path(path).exists():
+        return EngineCandidate(url, kind, exists=False, reachable=False)
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2.0)
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            answer = sock.recv(64)
+    except OSError as exc:
+        return EngineCandidate(url, kind, True, False, exc.strerror or type(exc).__name__)
+    ok = answer.startswith(b"HTTP/") and b" 200 " in answer
+    return EngineCandidate(url, kind, True, ok, "" if ok else "no answer to a ping")
+
+
+def _docker_arch(machine: str) -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
 def free_port() -> int:

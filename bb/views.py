@@ -13,6 +13,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from bb.checker import ExerciseCheck
+    from bb.doctor import Finding
     from bb.pack import Exercise, Pack
     from bb.progress import ExerciseProgress
     from bb.projects import Backup, FileDiff
@@ -194,3 +195,27 @@ def backups_view(backups: Sequence[Backup]) -> Any:
         lines.append(f"  {backup.path}\n")
     lines.rstrip()
     return lines
+
+
+_VERDICT = {"ok": ("✓", "green"), "warning": ("!", "yellow"), "blocking": ("✗", "red")}
+
+
+def findings_view(findings: Sequence[Finding]) -> Any:
+    from bb.report import Indented
+
+    parts: list[Any] = []
+    for finding in findings:
+        glyph, style = _VERDICT[finding.verdict.value]
+        parts.append(Text.assemble((f"{glyph} {finding.topic}", style), ": ", Text(finding.detail)))
+        if finding.fix:
+            parts.append(Indented(Text.assemble(("fix: ", "bold cyan"), prose(finding.fix)), 4))
+    blocking = sum(1 for f in findings if f.verdict.value == "blocking")
+    parts.append(
+        Text(
+            f"\n{blocking} problem(s) block grading: fix them, then run `bb doctor` again."
+            if blocking
+            else "\nThis machine is ready to grade.",
+            style="bold red" if blocking else "bold green",
+        )
+    )
+    return Group(*parts)
