@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bb import journal
+from bb import __version__, journal
 from bb.errors import ContentError, EnvironmentProblem
 from bb.pack import Exercise, Pack, Readiness
-from bb.report import CheckResult, GradeReport, Status
+from bb.report import CheckResult, GradeReport, Status, weighed
 from bb.runtime import MANAGED, ContainerSpec, Engine, free_port
 
 Progress = Callable[[str], None]
@@ -138,12 +138,24 @@ def grade_exercise(
             engine.remove_image(tag)
         entry.unlink(missing_ok=True)
         timings["teardown"] = time.monotonic() - t0
+    grader = exercise.grader
+    provenance = {
+        "pack": {
+            "id": pack.course.id,
+            "title": pack.course.title,
+            "root": str(pack.root),
+            "digest": pack.content_digest(),
+        },
+        "bb_version": __version__,
+        "images": {name: engine.image_id(pack.image_tag(name)) for name in pack.course.images},
+    }
     return GradeReport(
         exercise=exercise.id,
         title=exercise.title,
-        checks=tuple(checks),
+        checks=tuple(weighed(c, grader.points, grader.visibility) for c in checks),
         duration=time.monotonic() - started,
         timings=timings,
+        provenance=provenance,
     )
 
 

@@ -94,10 +94,17 @@ class App(_Strict):
     limits: Limits = Field(default_factory=Limits)
 
 
+Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
+
+
 class Grader(_Strict):
     suite: str = Field(description="a directory under graders/")
     #: Wall-clock limit for one whole grade: build, start, checks.
     timeout: float = Field(default=300.0, gt=0, le=3600)
+    #: What each check is worth, by check name; the others are worth 1 point each.
+    points: dict[str, Annotated[float, Field(ge=0, le=1000)]] = Field(default_factory=dict)
+    #: When learners see each check's result, by check name; the others are visible.
+    visibility: dict[str, Visibility] = Field(default_factory=dict)
 
 
 class WrongVariant(_Strict):
@@ -198,6 +205,10 @@ class Pack(BaseModel):
         recipe = self.root / "course" / self.course.images[name].recipe
         return f"bb/{name}:{_tree_digest(recipe)}"
 
+    def content_digest(self) -> str:
+        """A digest of every file of the pack: which version of it graded a submission."""
+        return _tree_digest(self.root)
+
     def image_ref(self, image: str) -> str:
         """Resolve a service's ``image``: a course image name, or any reference as given."""
         return self.image_tag(image) if image in self.course.images else image
@@ -205,7 +216,9 @@ class Pack(BaseModel):
 
 def _tree_digest(directory: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    for path in sorted(
+        p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
         digest.update(path.relative_to(directory).as_posix().encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 from typing import Any
 
-#: Version of the JSON document printed by ``bb grade --json``.
-RESULT_VERSION = 1
+#: Version of the JSON document printed by ``bb grade --json`` (version 1 is still read).
+RESULT_VERSION = 2
+
+#: When a learner may see a check (Gradescope's vocabulary, which other platforms map onto).
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
 
 class Status(enum.StrEnum):
@@ -30,6 +34,26 @@ class CheckResult:
     duration: float = 0.0
     #: Extra text for the learner: the app's last log lines, a build log's tail.
     log: str | None = None
+    #: What passing it is worth. Stages (build, app start…) are worth nothing by themselves:
+    #: when one fails, the checks it blocks are skipped and score nothing.
+    max_points: float = 0.0
+    visibility: str = "visible"
+
+    @property
+    def id(self) -> str:
+        """Stable across runs and bb versions: the check's function name, or the stage's."""
+        return self.name
+
+    @property
+    def points(self) -> float:
+        return self.max_points if self.status is Status.PASSED else 0.0
+
+
+class Outcome(enum.StrEnum):
+    #: Grading finished: the checks' verdicts are the learner's result, whatever they are.
+    GRADED = "graded"
+    #: bb, the course or the machine failed: no verdict on the learner's work.
+    NOT_GRADED = "not-graded"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +64,25 @@ class GradeReport:
     duration: float
     #: Seconds spent in each stage (build, services, migrate, app, checks, teardown).
     timings: dict[str, float]
+    outcome: Outcome = Outcome.GRADED
+    #: Why the run is not graded (with Outcome.NOT_GRADED).
+    reason: str = ""
+    #: Provenance: the pack (id, title, digest), bb's version, the images' ids.
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return sum(c.points for c in self.checks)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.max_points for c in self.checks)
 
     @property
     def passed(self) -> bool:
         return (
-            bool(self.checks)
+            self.outcome is Outcome.GRADED
+            and bool(self.checks)
             and all(c.status in (Status.PASSED, Status.SKIPPED) for c in self.checks)
             and any(c.status is Status.PASSED for c in self.checks)
         )
@@ -57,17 +95,26 @@ def to_json(report: GradeReport) -> dict[str, Any]:
     """The versioned document ``bb grade --json`` prints."""
     return {
         "bb_result_version": RESULT_VERSION,
+        "outcome": report.outcome.value,
+        "reason": report.reason,
         "exercise": report.exercise,
         "title": report.title,
         "passed": report.passed,
+        "score": report.score,
+        "max_score": report.max_score,
         "summary": {status.value: report.count(status) for status in Status},
         "duration_seconds": round(report.duration, 3),
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
+        **report.provenance,
         "checks": [
             {
+                "id": c.id,
                 "name": c.name,
                 "description": c.description,
                 "status": c.status.value,
+                "points": c.points,
+                "max_points": c.max_points,
+                "visibility": c.visibility,
                 "message": c.message,
                 "expected": c.expected,
                 "actual": c.actual,
@@ -78,6 +125,62 @@ def to_json(report: GradeReport) -> dict[str, Any]:
             for c in report.checks
         ],
     }
+
+
+def weighed(
+    check: CheckResult, points: Mapping[str, float], visibility: Mapping[str, str]
+) -> CheckResult:
+    """``check`` with the worth and visibility its pack gives it (1 point by default)."""
+    if check.name in STAGES:
+        return check
+    return dataclasses.replace(
+        check,
+        max_points=points.get(check.name, 1.0),
+        visibility=visibility.get(check.name, "visible"),
+    )
+
+
+def from_json(document: dict[str, Any]) -> GradeReport:
+    """Read a document written by :func:`to_json`, of this version or version 1.
+
+    Raises:
+        ValueError: it is not such a document.
+    """
+    version = document.get("bb_result_version")
+    if version not in (1, RESULT_VERSION):
+        raise ValueError(f"not a bb result document of a known version ({version!r})")
+    provenance_keys = ("pack", "bb_version", "images", "isolation")
+    checks = tuple(
+        CheckResult(
+            name=str(c["name"]),
+            description=str(c.get("description") or c["name"]),
+            status=Status(c["status"]),
+            message=str(c.get("message") or ""),
+            expected=c.get("expected"),
+            actual=c.get("actual"),
+            hint=c.get("hint"),
+            duration=float(c.get("duration_seconds") or 0.0),
+            log=c.get("log"),
+            # Version 1 had no points: each check that is not a stage was worth 1.
+            max_points=float(c.get("max_points", 0.0 if c["name"] in STAGES else 1.0)),
+            visibility=str(c.get("visibility") or "visible"),
+        )
+        for c in document["checks"]
+    )
+    return GradeReport(
+        exercise=str(document["exercise"]),
+        title=str(document.get("title") or document["exercise"]),
+        checks=checks,
+        duration=float(document.get("duration_seconds") or 0.0),
+        timings=dict(document.get("timings") or {}),
+        outcome=Outcome(document.get("outcome", Outcome.GRADED.value)),
+        reason=str(document.get("reason") or ""),
+        provenance={k: document[k] for k in provenance_keys if k in document},
+    )
+
+
+#: Names of the stages grading reports as checks of their own (they carry no points).
+STAGES = frozenset({"build", "services", "migrate", "app", "time-limit", "suite"})
 
 
 _GLYPHS = {

@@ -115,6 +115,15 @@ class Engine:
 
     # -- images ----------------------------------------------------------------------------
 
+    def image_id(self, ref: str) -> str | None:
+        """The content-addressed id (sha256:…) of a local image, or None when it is absent."""
+        from docker.errors import ImageNotFound
+
+        try:
+            return str(self._client.api.inspect_image(ref)["Id"])
+        except ImageNotFound:
+            return None
+
     def image_architecture(self, ref: str) -> str | None:
         """The architecture an image was built for, or None when it is not on the engine."""
         from docker.errors import ImageNotFound

@@ -41,7 +41,9 @@ def _by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_starter_fails_with_expected_arrived_and_hint(tmp_path: Path, no_leftovers: Any) -> None:
     document = _grade_json(_workspace(tmp_path, "hello", solved=False), ExitCode.CHECKS_FAILED)
-    assert document["bb_result_version"] == 1
+    assert document["bb_result_version"] == 2
+    assert document["outcome"] == "graded"
+    assert document["pack"]["id"] == "mini"
     assert document["passed"] is False
     checks = _by_name(document)
     assert [checks[n]["status"] for n in ("build", "app", "health", "restart_keeps_serving")] == [
