@@ -35,6 +35,8 @@ app = typer.Typer(
 )
 dev = typer.Typer(help="Tools for course authors and instructors.", no_args_is_help=True)
 app.add_typer(dev, name="dev")
+classroom = typer.Typer(help="Grade a whole class's submissions.", no_args_is_help=True)
+app.add_typer(classroom, name="class")
 
 _debug = bool(os.environ.get("BB_DEBUG"))
 _Command = TypeVar("_Command", bound=Callable[..., Any])
@@ -557,6 +559,119 @@ def dev_check(
             )
     out.print(checker_summary(results))
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.CONTENT
+
+
+@classroom.command("grade")
+@guarded
+def class_grade(
+    submissions: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of submissions: project folders or .zip/.tar.gz archives, each "
+            "named after its student.",
+            show_default=False,
+        ),
+    ],
+    exercise: Annotated[str, typer.Option("--exercise", "-e", help="The exercise they attempted.")],
+    pack: PackOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Grades at once.")] = 2,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where results go (one folder per student).")
+    ] = Path("bb-class-results"),
+    timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            min=10,
+            help="Each grade's time limit in seconds [default: the exercise's].",
+            show_default=False,
+        ),
+    ] = None,
+    regrade: Annotated[
+        bool, typer.Option(help="Grade again submissions that already have a result.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON event per line on stdout.")
+    ] = False,
+) -> int:
+    """Grade every submission in SUBMISSIONS, each in its own isolated stack."""
+    import json
+
+    from bb.classroom import find_submissions, grade_class
+    from bb.console import err, print_data
+    from bb.console import out as stdout
+    from bb.views import class_summary
+
+    loaded = _load(pack)
+    chosen = loaded.exercise(exercise)
+    found = find_submissions(submissions)
+    if not found:
+        raise UserError(
+            f"{submissions} holds no submissions.",
+            hint="Put one project folder or .zip/.tar.gz archive per student in it.",
+        )
+    if as_json:
+        results = grade_class(
+            loaded, chosen, found, out=out, jobs=jobs, timeout=timeout, regrade=regrade,
+            on_event=lambda event: print_data(json.dumps(event)),
+        )  # fmt: skip
+    else:
+        with _class_progress(err, len(found)) as on_event:
+            results = grade_class(
+                loaded, chosen, found, out=out, jobs=jobs, timeout=timeout, regrade=regrade,
+                on_event=on_event,
+            )  # fmt: skip
+        stdout.print(class_summary(results, out))
+    from bb.report import Outcome
+
+    problems = [r for r in results if r.report.outcome is not Outcome.GRADED]
+    if not problems:
+        return ExitCode.OK
+    return (
+        ExitCode.CONTENT
+        if any(r.report.reason.startswith("course:") for r in problems)
+        else ExitCode.ENVIRONMENT
+    )
+
+
+class _class_progress:
+    """A live display: done / running / failed, and the time left."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), TimeRemainingColumn(), console=console,
+        )  # fmt: skip
+        self.task = self.progress.add_task("class", total=total, detail="")
+        self.running = self.failed = self.not_graded = 0
+
+    def __enter__(self) -> Callable[[dict[str, Any]], None]:
+        self.progress.start()
+        return self.on_event
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "grading":
+            self.running += 1
+        elif kind in ("finished", "reused"):
+            self.running -= kind == "finished"
+            self.failed += event["outcome"] == "graded" and not event["passed"]
+            self.not_graded += event["outcome"] != "graded"
+            self.progress.advance(self.task)
+        detail = f"running {self.running} · not passed {self.failed}"
+        if self.not_graded:
+            detail += f" · not graded {self.not_graded}"
+        self.progress.update(self.task, detail=detail)
 
 
 # -- the edge ----------------------------------------------------------------------------------

@@ -35,6 +35,9 @@ Progress = Callable[[str], None]
 APP_IMAGE = "io.bb.app"
 WORKSPACE = "io.bb.workspace"
 
+#: How much of the app's log a grade keeps when asked to (class grading keeps it per student).
+APP_LOG_LINES = 2000
+
 #: pytest exit codes that mean the grader suite itself is broken, never a pass.
 _BROKEN_SUITE = {
     2: "was interrupted by errors while collecting checks",
@@ -75,11 +78,16 @@ def grade_exercise(
     engine: Engine,
     on_progress: Progress | None = None,
     keep_image: bool = True,
+    grade_id: str | None = None,
+    app_log: Path | None = None,
 ) -> GradeReport:
     """Grade ``workspace`` as an attempt at ``exercise``.
 
     Args:
         keep_image: keep the app's image afterwards (its layers make the next build fast).
+        grade_id: the id every container and network of this grade is labelled with (a
+            watchdog outside can remove them all by it); a fresh one by default.
+        app_log: where to save the end of the app's log before teardown, if anywhere.
 
     Raises:
         EnvironmentProblem: an image is missing or Docker failed.
@@ -92,7 +100,7 @@ def grade_exercise(
     checks: list[CheckResult] = []
     _require_images(pack, exercise, engine)
 
-    running = _Running(grade_id=secrets.token_hex(4))
+    running = _Running(grade_id=grade_id or secrets.token_hex(4))
     blocked: str | None = None
     tag = app_image_tag(exercise, workspace)
     entry = journal.open_entry(running.grade_id)
@@ -133,6 +141,11 @@ def grade_exercise(
         t0 = time.monotonic()
         if suite is not None:
             suite.close()
+        if app_log is not None and "app" in running.services:
+            app_log.write_text(
+                engine.logs(running.services["app"]["container"], tail=APP_LOG_LINES),
+                encoding="utf-8",
+            )
         engine.remove_grade(running.grade_id)
         if not keep_image:
             engine.remove_image(tag)

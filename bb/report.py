@@ -149,7 +149,7 @@ def from_json(document: dict[str, Any]) -> GradeReport:
     version = document.get("bb_result_version")
     if version not in (1, RESULT_VERSION):
         raise ValueError(f"not a bb result document of a known version ({version!r})")
-    provenance_keys = ("pack", "bb_version", "images", "isolation")
+    provenance_keys = ("pack", "bb_version", "images", "isolation", "submission")
     checks = tuple(
         CheckResult(
             name=str(c["name"]),

@@ -13,6 +13,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from bb.checker import ExerciseCheck
+    from bb.classroom import StudentResult
     from bb.doctor import Finding
     from bb.pack import Exercise, Pack
     from bb.progress import ExerciseProgress
@@ -219,3 +220,22 @@ def findings_view(findings: Sequence[Finding]) -> Any:
         )
     )
     return Group(*parts)
+
+
+def class_summary(results: Sequence[StudentResult], out: Path) -> Any:
+    table = Table(show_edge=False, box=None, padding=(0, 2))
+    for column in ("student", "score", "result"):
+        table.add_column(column)
+    for result in results:
+        report = result.report
+        if report.outcome.value != "graded":
+            verdict = Text(f"not graded: {report.reason}", style="magenta")
+        elif report.passed:
+            verdict = Text("✓ passed", style="green")
+        else:
+            verdict = Text("✗ not passed", style="red")
+        if result.reused:
+            verdict.append(" (unchanged, kept)", style="dim")
+        table.add_row(Text(result.student), f"{report.score:g}/{report.max_score:g}", verdict)
+    footer = Text.assemble("\nResults: ", (str(out), "bold"), " (grades.csv, report.html)")
+    return Group(table, footer)
