@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 MANAGED = "io.bb.managed"
 GRADE = "io.bb.grade"
 OWNER = "io.bb.owner"
+#: Untagged app images younger than this may belong to a build still running.
+STALE_IMAGE_AGE = "10m"
 
 ENGINE_HINT = (
     "Start the Docker engine and try again: `sudo systemctl start docker` on Linux, or open "
@@ -219,7 +221,10 @@ class Engine:
         from docker.errors import DockerException
 
         with contextlib.suppress(DockerException):
-            self._client.api.prune_images(filters={"dangling": True, "label": label})
+            # Only old ones: a build in progress (another grade's) has dangling layers too.
+            self._client.api.prune_images(
+                filters={"dangling": True, "label": label, "until": STALE_IMAGE_AGE}
+            )
 
     def images_labelled(self, label: str) -> list[tuple[str, dict[str, str]]]:
         """(id, labels) of every image carrying ``label``."""
@@ -317,19 +322,19 @@ class Engine:
 
     def sweep(self) -> int:
         """Remove what grades whose process is gone left behind; return how many objects."""
-        return self._remove(filters={"label": [MANAGED]}, only_orphans=True)
+        return self._remove(filters={"label": [MANAGED, GRADE]}, only_orphans=True)
 
     def managed_objects(self, *, orphans_only: bool = False) -> list[str]:
-        """Names of bb's containers and networks on the engine; with ``orphans_only``, just
-        those whose bb process has ended (what a sweep would remove)."""
+        """Names of the containers and networks bb's grades made; with ``orphans_only``, just
+        those whose bb process has ended (what a sweep would remove). A build's intermediate
+        containers carry the image's labels but no grade: they are the builder's to remove."""
         api = self._client.api
+        owned = {"label": [MANAGED, GRADE]}
         found = [
             (c["Names"][0].lstrip("/"), c.get("Labels") or {})
-            for c in api.containers(all=True, filters={"label": MANAGED})
+            for c in api.containers(all=True, filters=owned)
         ]
-        found += [
-            (n["Name"], n.get("Labels") or {}) for n in api.networks(filters={"label": [MANAGED]})
-        ]
+        found += [(n["Name"], n.get("Labels") or {}) for n in api.networks(filters=owned)]
         return [
             str(name)
             for name, labels in found

@@ -1,12 +1,19 @@
-"""The pure parts of the runtime: who owns a leftover, and port allocation."""
+"""The runtime: who owns a leftover, port allocation, and sweeps beside running builds."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bb.runtime import _owner_alive, _owner_token, free_port
+from tests.conftest import ROOT
 
 
 def test_the_current_process_owns_its_objects() -> None:
@@ -36,3 +43,31 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.docker
+def test_a_sweep_never_breaks_another_processs_build(tmp_path: Path, engine: Any) -> None:
+    """Sweeps run at the start of every grade; a build running beside one must survive it."""
+    from bb.grading import APP_IMAGE, sweep_leftovers
+    from bb.pack import load_pack
+    from bb.runtime import MANAGED
+
+    tag = load_pack(ROOT).image_tag("python")
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {tag}\nRUN sleep 2 && echo one > /one\nRUN sleep 2 && echo two > /two\n"
+    )
+    outcome: list[Any] = []
+    labels = {MANAGED: "1", APP_IMAGE: "1", "io.bb.workspace": str(tmp_path)}
+    build = threading.Thread(
+        target=lambda: outcome.append(engine.build(tmp_path, "bb/app/sweep-race:latest",
+                                                   labels=labels))
+    )  # fmt: skip
+    build.start()
+    while build.is_alive():
+        sweep_leftovers(engine)
+        time.sleep(0.05)
+    try:
+        assert outcome[0].ok, outcome[0].log
+        assert engine.has_image("bb/app/sweep-race:latest")
+    finally:
+        engine.remove_image("bb/app/sweep-race:latest")
