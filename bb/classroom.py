@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -247,7 +248,8 @@ def grade_job(pack: Pack, exercise: Exercise, job: Job) -> tuple[GradeReport, in
     report: GradeReport | None = None
     while report is None:
         attempts += 1
-        grade_id = f"class{hashlib.sha256(job.student.encode()).hexdigest()[:6]}{attempts}"
+        # Fresh per attempt: a task delivered again must not meet its first run's containers.
+        grade_id = secrets.token_hex(5)
         try:
             engine = Engine.connect()
             with _watchdog(engine, grade_id, exercise.grader.timeout + WATCHDOG_GRACE):

@@ -592,6 +592,15 @@ def class_grade(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON event per line on stdout.")
     ] = False,
+    broker: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Send each submission to `bb worker`s through this Redis URL instead of "
+            "grading here (needs `pip install 'bb[cluster]'`).",
+            show_default=False,
+        ),
+    ] = None,
+    queue: Annotated[str, typer.Option(help="The workers' queue, with --broker.")] = "bb-grading",
 ) -> int:
     """Grade every submission in SUBMISSIONS, each in its own isolated stack."""
     import json
@@ -609,17 +618,21 @@ def class_grade(
             f"{submissions} holds no submissions.",
             hint="Put one project folder or .zip/.tar.gz archive per student in it.",
         )
+    runner = None
+    if broker is not None:
+        from bb.cluster import CeleryRunner, make_app
+
+        runner = CeleryRunner(make_app(broker), loaded, chosen, queue=queue, timeout=timeout)
+    options: dict[str, Any] = {
+        "out": out, "jobs": jobs, "timeout": timeout, "regrade": regrade, "runner": runner,
+    }  # fmt: skip
     if as_json:
         results = grade_class(
-            loaded, chosen, found, out=out, jobs=jobs, timeout=timeout, regrade=regrade,
-            on_event=lambda event: print_data(json.dumps(event)),
-        )  # fmt: skip
+            loaded, chosen, found, on_event=lambda event: print_data(json.dumps(event)), **options
+        )
     else:
         with _class_progress(err, len(found)) as on_event:
-            results = grade_class(
-                loaded, chosen, found, out=out, jobs=jobs, timeout=timeout, regrade=regrade,
-                on_event=on_event,
-            )  # fmt: skip
+            results = grade_class(loaded, chosen, found, on_event=on_event, **options)
         stdout.print(class_summary(results, out))
     from bb.report import Outcome
 
@@ -631,6 +644,35 @@ def class_grade(
         if any(r.report.reason.startswith("course:") for r in problems)
         else ExitCode.ENVIRONMENT
     )
+
+
+@app.command()
+@guarded
+def worker(
+    broker: Annotated[str, typer.Option(help="The Redis URL `bb class grade --broker` uses.")],
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Grades this machine runs at once.")
+    ] = 1,
+    queue: Annotated[str, typer.Option(help="The queue to take submissions from.")] = (
+        "bb-grading"
+    ),
+    visibility_timeout: Annotated[
+        float,
+        typer.Option(
+            min=30,
+            help="Seconds before a task whose worker vanished is delivered again; keep it "
+            "above the longest grade.",
+        ),
+    ] = 3600.0,
+    name: Annotated[str, typer.Option(help="This worker's name (unique per machine).")] = "bb",
+) -> None:
+    """Grade submissions from a queue, on this machine's Docker engine (run `bb setup` first)."""
+    from bb.cluster import run_worker
+
+    run_worker(
+        broker, concurrency=concurrency, queue=queue, visibility_timeout=visibility_timeout,
+        name=name,
+    )  # fmt: skip
 
 
 class _class_progress:
