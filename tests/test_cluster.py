@@ -50,11 +50,12 @@ def broker(tmp_path: Path) -> Iterator[str]:
 
 
 def _worker(broker: str, name: str, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bb", "worker", "--broker", broker, "--concurrency", "1",
-         "--visibility-timeout", "30", "--name", name],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    with log.open("wb") as sink:  # the worker keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "bb", "worker", "--broker", broker, "--concurrency", "1",
+             "--visibility-timeout", "30", "--name", name],
+            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
 
 
 def test_two_workers_grade_a_class_even_when_one_dies(
