@@ -152,6 +152,7 @@ text-align:left;vertical-align:top}
 details{border:1px solid #dde;border-radius:4px;margin:.4rem 0;padding:.3rem .6rem}
 summary{cursor:pointer;font-weight:600}
 ul.checks{list-style:none;padding-left:.5rem}
+td ul{margin:0;padding-left:1rem}
 li.failed .glyph,li.error .glyph{color:#c22}li.passed .glyph{color:#2a7}
 li.skipped .glyph{color:#a80}
 .not-graded summary{color:#a60}
