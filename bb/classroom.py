@@ -262,6 +262,9 @@ def grade_job(pack: Pack, exercise: Exercise, job: Job) -> tuple[GradeReport, in
                     grade_id=grade_id,
                     app_log=job.out / "app.log",
                 )
+            if _engine_hiccup(report) and attempts <= RETRIES:
+                report = None  # the engine broke the build, not the learner: again
+                continue
         except EnvironmentProblem as exc:
             if attempts <= RETRIES:
                 time.sleep(min(2.0 * attempts, 5.0))
@@ -272,6 +275,23 @@ def grade_job(pack: Pack, exercise: Exercise, job: Job) -> tuple[GradeReport, in
     report = _with_submission(report, job)
     write_results(job.out, report)
     return report, attempts
+
+
+#: Build-log lines that mean the engine failed, whatever the Dockerfile says.
+_ENGINE_FAULTS = re.compile(
+    r"failed to register layer|failed to get digest|error creating overlay mount|"
+    r"No such container|no space left on device|Cannot connect to the Docker daemon",
+    re.IGNORECASE,
+)
+
+
+def _engine_hiccup(report: GradeReport) -> bool:
+    build = next((c for c in report.checks if c.name == "build"), None)
+    return (
+        build is not None
+        and build.status is Status.FAILED
+        and bool(_ENGINE_FAULTS.search(build.log or ""))
+    )
 
 
 class _watchdog:

@@ -124,3 +124,15 @@ def test_a_class_is_graded_into_every_format(tmp_path: Path, no_leftovers: Any) 
         if "student" in json.loads(line)
     }
     assert kinds["ada"] == "reused" and kinds["linus"] == "reused"
+
+
+def test_only_the_engines_build_failures_are_retried() -> None:
+    from bb.classroom import _engine_hiccup
+    from bb.report import CheckResult, GradeReport, Status
+
+    def with_build_log(log: str) -> GradeReport:
+        build = CheckResult("build", "builds", Status.FAILED, log=log)
+        return GradeReport("e", "E", (build,), 1.0, {})
+
+    assert _engine_hiccup(with_build_log("failed to register layer: device busy"))
+    assert not _engine_hiccup(with_build_log("ERROR: No matching distribution for flask"))
