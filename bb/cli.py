@@ -147,6 +147,8 @@ def setup(
     pack: PackOption = None,
 ) -> None:
     """Check the Docker engine and build the course images (once; then grading is offline)."""
+    from rich.text import Text
+
     from bb.console import err
     from bb.grading import sweep_leftovers
     from bb.images import build_course_images
@@ -163,9 +165,7 @@ def setup(
             status.update(f"building {name}")
 
         def on_line(line: str) -> None:
-            status.update(
-                f"building: {line[:70]}",
-            )
+            status.update(Text(f"building: {line[:70]}"))
 
         results = build_course_images(
             loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild, on_image=on_image, on_line=on_line
@@ -184,7 +184,7 @@ def list_(pack: PackOption = None) -> None:
     from bb.views import course_map
 
     loaded = _load(pack)
-    out.print(course_map(loaded, progress.load(loaded.course.id)))
+    out.print(course_map(loaded, progress.load(loaded.identity)))
 
 
 @app.command()
@@ -208,22 +208,27 @@ def start(
     pack: PackOption = None,
 ) -> None:
     """Explain the next exercise and create its starter project."""
+    from rich.text import Text
+
     from bb import paths, progress
     from bb.console import err, out
     from bb.scaffold import new_project
     from bb.views import course_map, lesson, next_steps
 
     loaded = _load(pack)
-    done = progress.load(loaded.course.id)
+    done = progress.load(loaded.identity)
     chosen = loaded.exercise(exercise) if exercise else _next_exercise(loaded, done)
     workspace = directory or paths.workspaces_root() / chosen.id
     result = new_project(loaded, chosen, workspace)
-    progress.record_start(loaded.course.id, chosen.id, result.workspace)
-    done = progress.load(loaded.course.id)
+    progress.record_start(loaded.identity, chosen.id, result.workspace)
+    done = progress.load(loaded.identity)
     out.print(course_map(loaded, done, current=chosen.id))
     out.print(lesson(loaded, chosen))
     if not result.created:
-        err.print(f"Your project {result.workspace} already exists; bb left it untouched.")
+        err.print(
+            Text(f"Your project {result.workspace} already exists; bb left it untouched."),
+            soft_wrap=True,
+        )
     out.print(next_steps(result.workspace, created=result.created))
 
 
@@ -255,10 +260,13 @@ def grade(
     ] = False,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
+    from rich.text import Text
+
     from bb import paths, progress
     from bb.console import err, out, print_data
     from bb.grading import grade_workspace
     from bb.report import render, to_json
+    from bb.views import pack_line
 
     start_dir = directory or Path.cwd()
     workspace = paths.find_workspace(start_dir)
@@ -268,13 +276,16 @@ def grade(
             hint="cd into a project made by `bb start` (or pass --dir PATH).",
         )
     with err.status("grading") as status:
-        course_id, report = grade_workspace(workspace, on_progress=lambda m: status.update(m))
-    progress.record_attempt(course_id, report)
+        graded_pack, report = grade_workspace(
+            workspace, on_progress=lambda m: status.update(Text(m))
+        )
+    progress.record_attempt(graded_pack, report)
     if as_json:
         import json
 
-        print_data(json.dumps(to_json(report), indent=2))
+        print_data(json.dumps({**to_json(report), "pack": graded_pack.to_json()}, indent=2))
     else:
+        out.print(pack_line(graded_pack))
         out.print(render(report, verbose=verbose))
     return ExitCode.OK if report.passed else ExitCode.CHECKS_FAILED
 
@@ -288,7 +299,7 @@ def status(pack: PackOption = None) -> None:
     from bb.views import progress_summary
 
     loaded = _load(pack)
-    out.print(progress_summary(loaded, progress.load(loaded.course.id)))
+    out.print(progress_summary(loaded, progress.load(loaded.identity)))
 
 
 @app.command()
@@ -318,7 +329,7 @@ def hint(
         chosen = (
             loaded.exercise(exercise)
             if exercise
-            else _next_exercise(loaded, progress.load(loaded.course.id))
+            else _next_exercise(loaded, progress.load(loaded.identity))
         )
     out.print(hints(chosen))
 
@@ -344,18 +355,22 @@ def dev_check(
     ] = True,
 ) -> int:
     """Validate a pack; grade every exercise's starter (must fail) and solution (must pass)."""
+    from rich.text import Text
+
     from bb.checker import check_exercise
     from bb.console import err, out
     from bb.views import checker_summary
 
     loaded = _load(pack)
-    err.print(f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)")
+    err.print(Text(f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)"))
     chosen = [loaded.exercise(e) for e in exercise] if exercise else list(loaded.exercises.values())
     results = []
     with err.status("checking") as status:
         for item in chosen:
             results.append(
-                check_exercise(loaded, item, grade=grade_, on_progress=lambda m: status.update(m))
+                check_exercise(
+                    loaded, item, grade=grade_, on_progress=lambda m: status.update(Text(m))
+                )
             )
     out.print(checker_summary(results))
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.CONTENT
