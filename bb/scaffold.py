@@ -14,6 +14,7 @@ latest layer first), by paths relative to a layer's root.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import functools
@@ -74,31 +75,121 @@ def template_context(pack: Pack, exercise: Exercise) -> dict[str, Any]:
 def render_layers(pack: Pack, exercise: Exercise, destination: Path) -> list[str]:
     """Render every template layer of ``exercise`` into ``destination``; return relative paths.
 
+    Where the system allows, rendering runs in a forked child process capped at
+    :data:`RENDER_MEMORY_BYTES` of extra memory and :data:`RENDER_CPU_SECONDS` of CPU: the
+    sandbox stops templates reaching Python, the caps stop them exhausting the machine.
+
     Raises:
         ContentError: a template is broken (undefined variable, syntax error, escaping path,
-            unsafe code, too large), or a layer holds a symbolic link or a special file.
+            unsafe code, too large, too hungry), or a layer holds a link or a special file.
     """
     layers = pack.template_dirs(exercise)
     sources = [(layer, _layer_files(layer)) for layer in layers]
     env = _environment(layers)
     context = template_context(pack, exercise)
     destination = destination.resolve()
-    written: dict[str, None] = {}
-    for layer, files in sources:
-        for source in files:
-            relative = source.relative_to(layer)
-            rendered_name = relative.as_posix().removesuffix(".jinja")
-            target = (destination / rendered_name).resolve()
-            if not target.is_relative_to(destination):
-                raise ContentError(f"{source}: would be written outside the workspace.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.suffix == ".jinja":
-                target.write_text(_render(env, source, context), encoding="utf-8")
-            else:
-                shutil.copyfile(source, target)
-            shutil.copymode(source, target)
-            written[rendered_name] = None
-    return list(written)
+
+    def render_all(rendering: Callable[[Path], None]) -> list[str]:
+        written: dict[str, None] = {}
+        for layer, files in sources:
+            for source in files:
+                relative = source.relative_to(layer)
+                rendered_name = relative.as_posix().removesuffix(".jinja")
+                target = (destination / rendered_name).resolve()
+                if not target.is_relative_to(destination):
+                    raise ContentError(f"{source}: would be written outside the workspace.")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if source.suffix == ".jinja":
+                    rendering(source)
+                    target.write_text(_render(env, source, context), encoding="utf-8")
+                else:
+                    shutil.copyfile(source, target)
+                shutil.copymode(source, target)
+                written[rendered_name] = None
+        return list(written)
+
+    if not hasattr(os, "fork"):
+        return render_all(lambda _source: None)
+    return _in_capped_child(render_all, layers)
+
+
+#: What one rendering of an exercise's templates may use on top of what bb already holds.
+RENDER_MEMORY_BYTES = 1024**3
+RENDER_CPU_SECONDS = 10
+
+
+def _in_capped_child(
+    render_all: Callable[[Callable[[Path], None]], list[str]], layers: list[Path]
+) -> list[str]:
+    """Run ``render_all`` in a forked child under memory and CPU caps; its result, or its
+    ContentError, comes back as JSON lines over a pipe (each template announced before it
+    renders, so a child killed at the CPU cap still names its culprit)."""
+    import json
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        with os.fdopen(write_end, "w", encoding="utf-8") as pipe:
+
+            def say(message: dict[str, Any]) -> None:
+                pipe.write(json.dumps(message) + "\n")
+                pipe.flush()
+
+            try:
+                _cap_this_process()
+                say({"files": render_all(lambda source: say({"rendering": str(source)}))})
+            except ContentError as exc:
+                say({"error": exc.message, "hint": exc.hint})
+            except MemoryError:
+                say({"memory": True})
+            except BaseException as exc:  # a bug in bb: the parent reports it as one
+                say({"bug": f"{type(exc).__name__}: {exc}"})
+            finally:
+                os._exit(0)
+    os.close(write_end)
+    messages: list[dict[str, Any]] = []
+    try:
+        with os.fdopen(read_end, encoding="utf-8") as pipe:
+            for line in pipe:
+                with contextlib.suppress(ValueError):  # a line cut short by the CPU cap
+                    messages.append(json.loads(line))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # gone already, unless the parent was interrupted
+        os.waitpid(pid, 0)
+    rendering = next(
+        (m["rendering"] for m in reversed(messages) if "rendering" in m),
+        ", ".join(str(layer) for layer in layers),
+    )
+    last = messages[-1] if messages else {}
+    if "files" in last:
+        return list(last["files"])
+    if "error" in last:
+        raise ContentError(last["error"], hint=last["hint"])
+    if "bug" in last:
+        raise RuntimeError(f"rendering templates failed: {last['bug']}")
+    if "memory" in last:
+        raise ContentError(
+            f"{rendering}: rendering needs more than {RENDER_MEMORY_BYTES // 1024**2} MiB of "
+            "memory; bb stopped it."
+        )
+    raise ContentError(
+        f"{rendering}: rendering took more than {RENDER_CPU_SECONDS} s of CPU; bb stopped it."
+    )
+
+
+def _cap_this_process() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (RENDER_CPU_SECONDS, RENDER_CPU_SECONDS + 1))
+    try:  # Linux: the address space now, plus the budget (other systems: the CPU cap only)
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    limit = pages * os.sysconf("SC_PAGE_SIZE") + RENDER_MEMORY_BYTES
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _layer_files(layer: Path) -> list[Path]:

@@ -277,3 +277,35 @@ def test_damaged_record_is_a_clear_user_error(tmp_path: Path) -> None:
     (tmp_path / "ws" / ".bb" / "project.yaml").write_text("- just a list\n")
     with pytest.raises(UserError, match="is damaged"):
         read_record(tmp_path / "ws")
+
+
+def test_a_template_that_hoards_memory_is_stopped(tmp_path: Path) -> None:
+    # Doubling a string 40 times asks for a terabyte; the sandbox alone would let it try.
+    pack = _with_template(
+        tmp_path,
+        {
+            "hoard.txt.jinja": '{% set ns = namespace(s="x") %}'
+            "{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}"
+        },
+    )
+    with pytest.raises(ContentError, match=r"hoard\.txt\.jinja: rendering needs more than"):
+        new_project(pack, pack.exercise("hello"), tmp_path / "ws")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_a_template_that_spins_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bb.scaffold
+
+    monkeypatch.setattr(bb.scaffold, "RENDER_CPU_SECONDS", 1)
+    pack = _with_template(
+        tmp_path,
+        {
+            "spin.txt.jinja": "{% for i in range(100000) %}{% for j in range(100000) %}"
+            "{% endfor %}{% endfor %}"
+        },
+    )
+    started = time.monotonic()
+    with pytest.raises(ContentError, match=r"spin\.txt\.jinja: rendering took more than 1 s"):
+        new_project(pack, pack.exercise("hello"), tmp_path / "ws")
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "ws").exists()
