@@ -309,3 +309,27 @@ def test_a_template_that_spins_is_stopped(tmp_path: Path, monkeypatch: pytest.Mo
         new_project(pack, pack.exercise("hello"), tmp_path / "ws")
     assert time.monotonic() - started < 10
     assert not (tmp_path / "ws").exists()
+
+
+def test_dev_check_runs_no_code_from_templates(tmp_path: Path) -> None:
+    from bb.errors import ExitCode
+    from tests.conftest import run_bb
+
+    marker = tmp_path / "ran"
+    _with_template(
+        tmp_path,
+        {"evil.txt.jinja": f"{{{{ cycler.__init__.__globals__.os.popen('touch {marker}') }}}}"},
+    )
+    result = run_bb(
+        "dev",
+        "check",
+        "--pack",
+        tmp_path / "pack",
+        "-e",
+        "hello",
+        "--no-grade",
+        expect=ExitCode.CONTENT,
+    )
+    shown = result.stdout.replace("\n", "")
+    assert "evil.txt.jinja" in shown and "unsafe" in shown
+    assert not marker.exists()
