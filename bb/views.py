@@ -109,8 +109,12 @@ def progress_summary(pack: Pack, progress: Mapping[str, ExerciseProgress]) -> An
         state = Text(label, style=style)
         if entry and entry.passed_at is not None and entry.passed_digest != pack.identity.digest:
             # A pass outlives changes to the pack; say which content it was earned on.
-            on = entry.passed_digest[:12] if entry.passed_digest else "an earlier version"
-            state.append(f" (on {on}; the pack has changed since)", style="dim")
+            state.append(
+                f" (on content {entry.passed_digest[:12]}; the pack has changed since)"
+                if entry.passed_digest
+                else " (before bb kept pack versions)",
+                style="dim",
+            )
         table.add_row(
             exercise_id,
             state,

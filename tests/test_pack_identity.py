@@ -136,3 +136,26 @@ def test_simultaneous_starts_into_one_directory(tmp_path: Path) -> None:
     assert untouched >= 1 or all("ready at" in out for _, (out, _) in results)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "bb-home") == ["ws"]
     assert (tmp_path / "ws" / ".bb" / "project.yaml").is_file()
+
+
+def test_status_shows_the_content_a_pass_was_earned_on() -> None:
+    from rich.console import Console
+
+    from bb.progress import ExerciseProgress
+    from bb.views import progress_summary
+
+    pack = load_pack(MINI_PACK)
+    earlier = "f" * 64
+    done = {
+        "hello": ExerciseProgress("hello", None, 1.0, 2.0, 1, passed_digest=earlier),
+        "crash": ExerciseProgress("crash", None, 1.0, 2.0, 1, passed_digest=None),
+        "slow": ExerciseProgress("slow", None, 1.0, 2.0, 1, passed_digest=pack.identity.digest),
+    }
+    console = Console(width=200, record=True, no_color=True)
+    console.print(progress_summary(pack, done))
+    text = console.export_text()
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert "✓ passed (on content ffffffffffff; the pack has changed since)" in lines["hello"]
+    assert "✓ passed (before bb kept pack versions)" in lines["crash"]
+    assert "(" not in lines["slow"]
+    assert "3 of 4 exercises passed" in text
