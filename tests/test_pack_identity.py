@@ -17,6 +17,9 @@ from bb.scaffold import lay_solution
 from tests.conftest import MINI_PACK, ROOT, run_bb
 from tests.helpers import copy_mini_pack, edit_yaml
 
+#: Wide enough that no path or pack line wraps.
+WIDE = {"COLUMNS": "400"}
+
 
 def _impostor(tmp_path: Path) -> Path:
     """A pack that calls itself ``core`` and has a ``rest-crud`` that its solution passes."""
@@ -36,10 +39,10 @@ def _impostor(tmp_path: Path) -> Path:
 
 def test_list_and_status_say_which_pack() -> None:
     digest = load_pack(ROOT).identity.short_digest
-    listed = run_bb("list").stdout
+    listed = run_bb("list", env=WIDE).stdout
     assert f"pack: Backend Bootcamp (core) · built-in · content {digest}" in listed
     mini = load_pack(MINI_PACK).identity
-    status = run_bb("status", "--pack", MINI_PACK).stdout
+    status = run_bb("status", "--pack", MINI_PACK, env=WIDE).stdout
     assert f"pack: Mini course (mini) · {MINI_PACK} · content {mini.short_digest}" in status
 
 
@@ -48,7 +51,7 @@ def test_start_of_an_impostor_pack_is_not_progress_on_the_built_in_course(
 ) -> None:
     fake = _impostor(tmp_path)
     run_bb("start", "rest-crud", "--pack", fake, "--dir", tmp_path / "ws")
-    assert f"· {fake} ·" in run_bb("status", "--pack", fake).stdout
+    assert f"· {fake} ·" in run_bb("status", "--pack", fake, env=WIDE).stdout
     builtin_status = run_bb("status").stdout
     assert "0 of 2 exercises passed" in builtin_status
     assert "… started" not in builtin_status
@@ -92,7 +95,7 @@ def test_paths_are_printed_as_written(tmp_path: Path, name: str) -> None:
     assert str(workspace) in first.stdout.replace("\n", "")
     again = run_bb("start", "hello", "--pack", MINI_PACK, "--dir", workspace)
     assert f"Your project {workspace} already exists" in again.stderr.replace("\n", "")
-    status = run_bb("status", "--pack", MINI_PACK, env={"COLUMNS": "300"})
+    status = run_bb("status", "--pack", MINI_PACK, env=WIDE)
     assert str(workspace) in status.stdout
 
 
@@ -100,9 +103,9 @@ def test_titles_are_printed_as_written(tmp_path: Path) -> None:
     pack = copy_mini_pack(tmp_path / "pack")
     edit_yaml(pack / "course" / "course.yaml", {"title": "Course [/] of [red]x"})
     edit_yaml(pack / "exercises" / "hello" / "exercise.yaml", {"title": "Say [bold]hi"})
-    listed = run_bb("list", "--pack", pack).stdout
+    listed = run_bb("list", "--pack", pack, env=WIDE).stdout
     assert "Course [/] of [red]x" in listed and "Say [bold]hi" in listed
-    assert "Course [/] of [red]x" in run_bb("status", "--pack", pack).stdout
+    assert "Course [/] of [red]x" in run_bb("status", "--pack", pack, env=WIDE).stdout
 
 
 def test_simultaneous_starts_into_one_directory(tmp_path: Path) -> None:
