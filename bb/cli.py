@@ -152,6 +152,8 @@ def setup(
     pack: PackOption = None,
 ) -> None:
     """Check the Docker engine and build the course images (once; then grading is offline)."""
+    from rich.text import Text
+
     from bb.console import err
     from bb.grading import sweep_leftovers
     from bb.images import build_course_images
@@ -168,9 +170,7 @@ def setup(
             status.update(f"building {name}")
 
         def on_line(line: str) -> None:
-            status.update(
-                f"building: {line[:70]}",
-            )
+            status.update(Text(f"building: {line[:70]}"))
 
         results = build_course_images(
             loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild, on_image=on_image, on_line=on_line
@@ -189,7 +189,7 @@ def list_(pack: PackOption = None) -> None:
     from bb.views import course_map
 
     loaded = _load(pack)
-    out.print(course_map(loaded, progress.load(loaded.course.id)))
+    out.print(course_map(loaded, progress.load(loaded.identity)))
 
 
 @app.command()
@@ -213,22 +213,27 @@ def start(
     pack: PackOption = None,
 ) -> None:
     """Explain the next exercise and create its starter project."""
+    from rich.text import Text
+
     from bb import paths, progress
     from bb.console import err, out
     from bb.scaffold import new_project
     from bb.views import course_map, lesson, next_steps
 
     loaded = _load(pack)
-    done = progress.load(loaded.course.id)
+    done = progress.load(loaded.identity)
     chosen = loaded.exercise(exercise) if exercise else _next_exercise(loaded, done)
     workspace = directory or paths.workspaces_root() / chosen.id
     result = new_project(loaded, chosen, workspace)
-    progress.record_start(loaded.course.id, chosen.id, result.workspace)
-    done = progress.load(loaded.course.id)
+    progress.record_start(loaded.identity, chosen.id, result.workspace)
+    done = progress.load(loaded.identity)
     out.print(course_map(loaded, done, current=chosen.id))
     out.print(lesson(loaded, chosen))
     if not result.created:
-        err.print(f"Your project {result.workspace} already exists; bb left it untouched.")
+        err.print(
+            Text(f"Your project {result.workspace} already exists; bb left it untouched."),
+            soft_wrap=True,
+        )
     out.print(next_steps(result.workspace, created=result.created))
 
 
@@ -279,12 +284,15 @@ def grade(
     ] = False,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
+    from rich.text import Text
+
     from bb import paths, progress
     from bb.console import err, out
     from bb.grading import grade_workspace
     from bb.report import render
     from bb.results import Format, not_graded
     from bb.scaffold import read_record
+    from bb.views import pack_line
 
     fmt = _format(output_format, as_json=as_json, output=output)
     start_dir = directory or Path.cwd()
@@ -296,16 +304,19 @@ def grade(
         )
     try:
         with err.status("grading") as status:
-            course_id, report = grade_workspace(workspace, on_progress=lambda m: status.update(m))
+            graded_pack, report = grade_workspace(
+                workspace, on_progress=lambda m: status.update(Text(m))
+            )
     except BBError as exc:
         if fmt is not None and fmt is not Format.JSON:  # a platform must hear it was not graded
             exercise_id = read_record(workspace).exercise
             _emit(not_graded(exercise_id, exercise_id, exc.message), fmt, output)
         raise
-    progress.record_attempt(course_id, report)
+    progress.record_attempt(graded_pack, report)
     if fmt is not None:
         _emit(report, fmt, output)
     if fmt is None or output is not None:
+        out.print(pack_line(graded_pack))
         out.print(render(report, verbose=verbose))
     if fmt is not None and fmt.platform:
         return ExitCode.OK
@@ -351,7 +362,7 @@ def status(pack: PackOption = None) -> None:
     from bb.views import progress_summary
 
     loaded = _load(pack)
-    out.print(progress_summary(loaded, progress.load(loaded.course.id)))
+    out.print(progress_summary(loaded, progress.load(loaded.identity)))
 
 
 ExerciseArgument = Annotated[
@@ -377,7 +388,7 @@ def _chosen(exercise: str | None, pack: Path | None) -> tuple[Pack, Exercise, Pa
         loaded = _load(record.pack)
         return loaded, loaded.exercise(record.exercise), workspace
     loaded = _load(pack)
-    done = progress.load(loaded.course.id)
+    done = progress.load(loaded.identity)
     chosen = loaded.exercise(exercise) if exercise else _next_exercise(loaded, done)
     known = done.get(chosen.id)
     found = known.workspace if known and known.workspace and known.workspace.is_dir() else None
@@ -445,7 +456,7 @@ def solution(
     from bb.views import diff_view
 
     loaded, chosen, workspace = _chosen(exercise, pack)
-    state = progress.load(loaded.course.id).get(chosen.id)
+    state = progress.load(loaded.identity).get(chosen.id)
     if state is None or state.passed_at is None:
         if not force:
             raise UserError(
@@ -544,18 +555,22 @@ def dev_check(
     ] = True,
 ) -> int:
     """Validate a pack; grade every exercise's starter (must fail) and solution (must pass)."""
+    from rich.text import Text
+
     from bb.checker import check_exercise
     from bb.console import err, out
     from bb.views import checker_summary
 
     loaded = _load(pack)
-    err.print(f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)")
+    err.print(Text(f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)"))
     chosen = [loaded.exercise(e) for e in exercise] if exercise else list(loaded.exercises.values())
     results = []
     with err.status("checking") as status:
         for item in chosen:
             results.append(
-                check_exercise(loaded, item, grade=grade_, on_progress=lambda m: status.update(m))
+                check_exercise(
+                    loaded, item, grade=grade_, on_progress=lambda m: status.update(Text(m))
+                )
             )
     out.print(checker_summary(results))
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.CONTENT

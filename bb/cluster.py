@@ -185,7 +185,7 @@ class CeleryRunner:
 
     def __post_init__(self) -> None:
         self._pack_archive = pack_archive(self.pack.root)
-        self._pack_digest = self.pack.content_digest()
+        self._pack_digest = self.pack.identity.digest
 
     def __call__(self, job: Job) -> tuple[GradeReport, int]:
         from bb.classroom import write_results

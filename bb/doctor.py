@@ -182,7 +182,7 @@ def _store(pack: Pack) -> Finding:
     from bb import progress
 
     try:
-        progress.load(pack.course.id)
+        progress.load(pack.identity)
     except BBError as exc:
         return Finding("progress store", Verdict.BLOCKING, exc.message, exc.hint or "")
     return Finding("progress store", Verdict.OK, str(paths.progress_db()))

@@ -25,7 +25,7 @@ from typing import Any
 
 from bb import __version__, journal
 from bb.errors import ContentError, EnvironmentProblem
-from bb.pack import Exercise, Pack, Readiness
+from bb.pack import Exercise, Pack, PackIdentity, Readiness
 from bb.report import CheckResult, GradeReport, Status, weighed
 from bb.runtime import MANAGED, ContainerSpec, Engine, free_port
 
@@ -153,12 +153,7 @@ def grade_exercise(
         timings["teardown"] = time.monotonic() - t0
     grader = exercise.grader
     provenance = {
-        "pack": {
-            "id": pack.course.id,
-            "title": pack.course.title,
-            "root": str(pack.root),
-            "digest": pack.content_digest(),
-        },
+        "pack": pack.identity.to_json(),
         "bb_version": __version__,
         "images": {name: engine.image_id(pack.image_tag(name)) for name in pack.course.images},
     }
@@ -515,10 +510,11 @@ def sweep_leftovers(engine: Engine) -> int:
 
 def grade_workspace(
     workspace: Path, *, on_progress: Progress | None = None
-) -> tuple[str, GradeReport]:
+) -> tuple[PackIdentity, GradeReport]:
     """Grade the project in ``workspace``, found through its record file.
 
-    Returns the course id (for the progress store) and the report.
+    Returns the pack's identity (for the progress store: where the pack lives and the digest
+    of the content graded against) and the report.
 
     Raises:
         UserError: ``workspace`` is not a bb project, or its pack has moved.
@@ -537,7 +533,8 @@ def grade_workspace(
         )
     pack = load_pack(record.pack)
     exercise = pack.exercise(record.exercise)
+    identity = pack.identity  # the content as it is now, before the grade runs it
     engine = Engine.connect()
     sweep_leftovers(engine)
     report = grade_exercise(pack, exercise, workspace, engine=engine, on_progress=on_progress)
-    return pack.course.id, report
+    return identity, report

@@ -11,18 +11,35 @@ A pack is a directory laid out like the built-in course::
     graders/<name>/           pytest grader suites
 
 Everything is loaded with ``yaml.safe_load`` into frozen models that reject unknown keys, and a
-validation error names the file and the dotted path of the field.
+validation error names the file and the dotted path of the field. A pack is untrusted input:
+every path a manifest names (template layers, grader suites, image recipes) must resolve, after
+symbolic links, inside the pack's directory, and no symbolic link in the pack may point out of it.
+
+A pack is known by where it lives, never by the id its course declares: the built-in course is
+one identity wherever bb is installed (``builtin``), any other pack is its resolved directory.
+Its content digest says which version of it a grade ran against.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bb.errors import ContentError
 
@@ -65,10 +82,29 @@ class Readiness(_Strict):
         return self
 
 
+#: Below these a container cannot run a Python web app or a database at all; Docker itself
+#: refuses less than 6 MiB of memory, which would surface only as a failed grade.
+MIN_MEMORY_BYTES = 32 * 1024**2
+MIN_CPUS = 0.1
+_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def memory_bytes(value: str) -> int:
+    """``512m`` -> bytes (Docker's units: binary k, m, g)."""
+    return int(value[:-1]) * _UNITS[value[-1]]
+
+
 class Limits(_Strict):
     memory: str = Field(default="512m", pattern=r"^\d+[kmg]$")
-    cpus: float = Field(default=1.0, gt=0, le=8)
+    cpus: float = Field(default=1.0, ge=MIN_CPUS, le=8)
     pids: int = Field(default=256, ge=16)
+
+    @field_validator("memory")
+    @classmethod
+    def _enough_memory(cls, value: str) -> str:
+        if memory_bytes(value) < MIN_MEMORY_BYTES:
+            raise ValueError(f"{value} is too little memory to run anything; give at least 32m")
+        return value
 
 
 class Service(_Strict):
@@ -160,6 +196,46 @@ class Course(_Strict):
     modules: list[Module] = Field(min_length=1)
 
 
+#: A pack's top-level directories; its content digest covers exactly these.
+PACK_DIRS = ("course", "exercises", "templates", "graders")
+#: Never part of a pack's content: caches that tools leave behind.
+IGNORED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".DS_Store"})
+#: Where the built-in course lives, as progress and project records name it.
+BUILTIN = "builtin"
+
+
+@dataclasses.dataclass(frozen=True)
+class PackIdentity:
+    """Which pack, and which version of it: what progress is keyed by and stamped with."""
+
+    #: ``builtin`` for the built-in course wherever bb is installed; else the resolved directory.
+    where: str
+    #: The course's own id and title: shown to people, never trusted to tell packs apart.
+    id: str
+    title: str
+    #: SHA-256 of the pack's content (every file under :data:`PACK_DIRS`).
+    digest: str
+
+    @property
+    def builtin(self) -> bool:
+        return self.where == BUILTIN
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest[:12]
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "title": self.title, "where": self.where, "digest": self.digest}
+
+
+def location_key(root: Path) -> str:
+    """How progress names the pack at ``root``: ``builtin``, or its resolved directory."""
+    from bb import paths
+
+    resolved = root.resolve()
+    return BUILTIN if resolved == paths.builtin_pack().resolve() else str(resolved)
+
+
 class Pack(BaseModel):
     """A loaded, validated pack: the course and its exercises, in course order."""
 
@@ -168,6 +244,16 @@ class Pack(BaseModel):
     root: Path
     course: Course
     exercises: dict[str, Exercise]
+
+    @functools.cached_property
+    def identity(self) -> PackIdentity:
+        """Where the pack lives and the digest of its content, computed once per load."""
+        return PackIdentity(
+            where=location_key(self.root),
+            id=self.course.id,
+            title=self.course.title,
+            digest=content_digest(self.root),
+        )
 
     def exercise(self, exercise_id: str) -> Exercise:
         try:
@@ -200,14 +286,12 @@ class Pack(BaseModel):
     def grader_dir(self, exercise: Exercise) -> Path:
         return self.root / "graders" / exercise.grader.suite
 
+    def recipe_dir(self, name: str) -> Path:
+        return self.root / "course" / self.course.images[name].recipe
+
     def image_tag(self, name: str) -> str:
         """The local tag of a course image, named by its recipe's content (equal recipes share)."""
-        recipe = self.root / "course" / self.course.images[name].recipe
-        return f"bb/{name}:{_tree_digest(recipe)}"
-
-    def content_digest(self) -> str:
-        """A digest of every file of the pack: which version of it graded a submission."""
-        return _tree_digest(self.root)
+        return f"bb/{name}:{_tree_digest(self.recipe_dir(name))}"
 
     def image_ref(self, image: str) -> str:
         """Resolve a service's ``image``: a course image name, or any reference as given."""
@@ -223,6 +307,37 @@ def _tree_digest(directory: Path) -> str:
         digest.update(b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _entries(directory: Path) -> Iterator[Path]:
+    """Every non-directory under ``directory``, in a stable order, without following links."""
+    try:
+        with os.scandir(directory) as scan:
+            found = sorted(scan, key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return
+    for entry in found:
+        if entry.name in IGNORED_NAMES or entry.name.endswith(".pyc"):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _entries(Path(entry.path))
+        else:
+            yield Path(entry.path)
+
+
+def content_digest(root: Path) -> str:
+    """SHA-256 over every file of the pack at ``root`` (names, kinds and bytes); a symbolic
+    link counts by its target's name, so nothing outside the pack is ever read."""
+    digest = hashlib.sha256()
+    for top in PACK_DIRS:
+        for path in _entries(root / top):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            if path.is_symlink():
+                digest.update(b"link\0" + path.readlink().as_posix().encode() + b"\0")
+            elif path.is_file():
+                data = path.read_bytes()
+                digest.update(b"file\0%d\0" % len(data) + data)
+    return digest.hexdigest()
 
 
 def _read_yaml(path: Path) -> Any:
@@ -282,6 +397,7 @@ def load_pack(root: Path) -> Pack:
             hint="A pack holds course/course.yaml, exercises/, templates/ and graders/.",
         )
     course: Course = _validate(Course, course_file, _read_yaml(course_file))
+    _check_images(root, course, course_file)
 
     exercises: dict[str, Exercise] = {}
     for module in course.modules:
@@ -303,26 +419,48 @@ def load_pack(root: Path) -> Pack:
                 )
             _check_references(root, course, exercise, manifest)
             exercises[exercise_id] = exercise
+    _check_links(root)
     return Pack(root=root, course=course, exercises=exercises)
 
 
-def _check_references(root: Path, course: Course, exercise: Exercise, manifest: Path) -> None:
-    for name in exercise.template:
-        if not (root / "templates" / name).is_dir():
-            raise ContentError(f"{manifest}: template: no directory templates/{name}.")
-    if not (root / "graders" / exercise.grader.suite).is_dir():
+def _inside(root: Path, parent: str, name: str, manifest: Path, field: str) -> Path:
+    """``root/parent/name``, refused unless it resolves (links and all) inside the pack."""
+    if Path(name).is_absolute():
         raise ContentError(
-            f"{manifest}: grader.suite: no directory graders/{exercise.grader.suite}."
+            f"{manifest}: {field}: {name!r} is an absolute path; name a directory inside the "
+            f"pack, relative to {parent}/."
         )
+    path = root / parent / name
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        raise ContentError(f"{manifest}: {field}: {name!r} cannot be resolved.") from None
+    if not resolved.is_relative_to(root):
+        raise ContentError(
+            f"{manifest}: {field}: {name!r} leads outside the pack (to {resolved}); a pack may "
+            "only use its own files."
+        )
+    return path
+
+
+def _check_images(root: Path, course: Course, course_file: Path) -> None:
+    for name, recipe in course.images.items():
+        field = f"images.{name}.recipe"
+        directory = _inside(root, "course", recipe.recipe, course_file, field)
+        if not (directory / "Dockerfile").is_file():
+            raise ContentError(f"{course_file}: {field}: no Dockerfile in course/{recipe.recipe}.")
+
+
+def _check_references(root: Path, course: Course, exercise: Exercise, manifest: Path) -> None:
+    for index, name in enumerate(exercise.template):
+        if not _inside(root, "templates", name, manifest, f"template[{index}]").is_dir():
+            raise ContentError(f"{manifest}: template[{index}]: no directory templates/{name}.")
+    suite = exercise.grader.suite
+    if not _inside(root, "graders", suite, manifest, "grader.suite").is_dir():
+        raise ContentError(f"{manifest}: grader.suite: no directory graders/{suite}.")
     for name in exercise.wrong:
         if not exercise.wrong_dir(name).is_dir():
             raise ContentError(f"{manifest}: wrong.{name}: no directory wrong/{name} beside it.")
-    for name, recipe in course.images.items():
-        if not (root / "course" / recipe.recipe / "Dockerfile").is_file():
-            raise ContentError(
-                f"{root / 'course' / 'course.yaml'}: images.{name}.recipe: "
-                f"no Dockerfile in course/{recipe.recipe}."
-            )
     for name, service in exercise.services.items():
         if (
             re.fullmatch(SLUG, service.image)
@@ -333,3 +471,27 @@ def _check_references(root: Path, course: Course, exercise: Exercise, manifest: 
                 f"{manifest}: services.{name}.image: {service.image!r} is not an image of "
                 "this course; name one from course.yaml's images, or a full reference."
             )
+
+
+def _check_links(root: Path) -> None:
+    """Refuse symbolic links that lead out of the pack, and anything but files and links: a
+    link would let a template, solution or recipe copy files from anywhere on the machine, and
+    reading a pipe or device would hang or flood bb."""
+    for top in PACK_DIRS:
+        for path in _entries(root / top):
+            if path.is_symlink():
+                try:
+                    target = path.resolve()
+                except (OSError, RuntimeError):
+                    raise ContentError(
+                        f"{path}: a symbolic link that cannot be resolved."
+                    ) from None
+                if not target.is_relative_to(root):
+                    raise ContentError(
+                        f"{path}: a symbolic link leading outside the pack (to {target}); a pack "
+                        "may only use its own files."
+                    )
+            elif not path.is_file():
+                raise ContentError(
+                    f"{path}: not a regular file; a pack holds only files and directories."
+                )

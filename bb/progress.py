@@ -2,6 +2,15 @@
 
 SQLite in bb's home directory. Every write is one transaction, so an interrupted bb leaves
 the store as it was before or after a write, never between.
+
+Progress belongs to a pack as bb knows it (:class:`bb.pack.PackIdentity`): by where it lives
+(``builtin`` for the built-in course wherever bb is installed, else the pack's resolved
+directory), never by the id its course declares, so no other pack can pass an exercise of the
+built-in course. Each attempt is stamped with the digest of the pack's content it ran against.
+
+A pass is kept when the pack's content changes later (a fixed typo, a new bb release): the
+exercise stays passed, and the store keeps the digest it passed on (``passed_digest``), which
+``bb status`` shows beside the pack's current one when they differ.
 """
 
 from __future__ import annotations
@@ -12,25 +21,31 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bb import paths
 from bb.errors import EnvironmentProblem
 from bb.report import GradeReport
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from bb.pack import PackIdentity
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exercises (
-    course      TEXT NOT NULL,
+    pack        TEXT NOT NULL,      -- 'builtin', or the pack's resolved directory
     exercise    TEXT NOT NULL,
     workspace   TEXT,
     started_at  REAL NOT NULL,
     passed_at   REAL,
-    PRIMARY KEY (course, exercise)
+    passed_digest TEXT,             -- the pack's content digest at the first pass
+    PRIMARY KEY (pack, exercise)
 );
 CREATE TABLE IF NOT EXISTS attempts (
     id          INTEGER PRIMARY KEY,
-    course      TEXT NOT NULL,
+    pack        TEXT NOT NULL,
+    pack_digest TEXT,               -- NULL only for attempts migrated from schema 1
     exercise    TEXT NOT NULL,
     at          REAL NOT NULL,
     passed      INTEGER NOT NULL,
@@ -40,6 +55,12 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 
+#: Schema 1 keyed progress by the course id a pack declares. Its rows are moved to the pack
+#: their project's record names, when the project is still there to say; otherwise a
+#: ``core`` row goes to the built-in course (the only ``core`` a learner was meant to have),
+#: and any other to ``unknown:<course id>``, which no pack is: kept, but never shown.
+_UNKNOWN = "unknown:"
+
 
 @dataclasses.dataclass(frozen=True)
 class ExerciseProgress:
@@ -48,6 +69,8 @@ class ExerciseProgress:
     started_at: float
     passed_at: float | None
     attempts: int
+    #: The pack's content digest when it first passed (None if it passed before bb kept it).
+    passed_digest: str | None = None
 
     @property
     def status(self) -> str:
@@ -68,15 +91,13 @@ def _connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            with conn:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise EnvironmentProblem(
                 f"The progress store at {path} was written by a newer bb.",
                 hint="Upgrade bb (`pip install -U bb`), or point BB_HOME elsewhere.",
             )
+        if version < SCHEMA_VERSION:
+            _upgrade(conn)
         yield conn
     except sqlite3.DatabaseError as exc:
         raise EnvironmentProblem(
@@ -87,23 +108,107 @@ def _connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def record_start(course: str, exercise: str, workspace: Path) -> None:
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Create or migrate the schema in one transaction (another bb may race to do it too)."""
+    isolation = conn.isolation_level
+    conn.isolation_level = None  # explicit BEGIN/COMMIT: DDL and data move in one transaction
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 1:
+            _migrate_from_1(conn)
+        elif version == 0:
+            _create_tables(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.isolation_level = isolation
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    # Not executescript: it would commit the transaction this runs in.
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE exercises RENAME TO exercises_v1")
+    conn.execute("ALTER TABLE attempts RENAME TO attempts_v1")
+    _create_tables(conn)
+    placed: dict[tuple[str, str], str] = {}
+    for course, exercise, workspace, started_at, passed_at in conn.execute(
+        "SELECT course, exercise, workspace, started_at, passed_at FROM exercises_v1"
+    ).fetchall():
+        pack = _pack_of_v1_row(course, workspace)
+        placed[(course, exercise)] = pack
+        conn.execute(
+            "INSERT INTO exercises (pack, exercise, workspace, started_at, passed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (pack, exercise) DO UPDATE SET "
+            "started_at = MIN(started_at, excluded.started_at), "
+            "passed_at = COALESCE(MIN(passed_at, excluded.passed_at), passed_at, "
+            "excluded.passed_at)",
+            (pack, exercise, workspace, started_at, passed_at),
+        )
+    for row in conn.execute(
+        "SELECT course, exercise, at, passed, checks_passed, checks_total, duration "
+        "FROM attempts_v1 ORDER BY id"
+    ).fetchall():
+        course, exercise = row[0], row[1]
+        pack = placed.get((course, exercise)) or _pack_of_v1_row(course, None)
+        conn.execute(
+            "INSERT INTO attempts (pack, pack_digest, exercise, at, passed, checks_passed, "
+            "checks_total, duration) VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+            (pack, exercise, *row[2:]),
+        )
+    conn.execute("DROP TABLE exercises_v1")
+    conn.execute("DROP TABLE attempts_v1")
+
+
+def _pack_of_v1_row(course: str, workspace: str | None) -> str:
+    from bb.pack import BUILTIN
+
+    if workspace:
+        recorded = _recorded_pack(Path(workspace))
+        if recorded is not None:
+            return recorded
+    return BUILTIN if course == "core" else f"{_UNKNOWN}{course}"
+
+
+def _recorded_pack(workspace: Path) -> str | None:
+    """The pack a project's record names, as progress keys it; None if it cannot say."""
+    from bb.errors import UserError
+    from bb.pack import location_key
+    from bb.scaffold import read_record
+
+    try:
+        return location_key(read_record(workspace).pack)
+    except (UserError, OSError, RuntimeError):
+        return None
+
+
+def record_start(pack: PackIdentity, exercise: str, workspace: Path) -> None:
     with _connect() as conn, conn:
         conn.execute(
-            "INSERT INTO exercises (course, exercise, workspace, started_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (course, exercise) DO UPDATE SET workspace = excluded.workspace",
-            (course, exercise, str(workspace), time.time()),
+            "INSERT INTO exercises (pack, exercise, workspace, started_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (pack, exercise) DO UPDATE SET workspace = excluded.workspace",
+            (pack.where, exercise, str(workspace), time.time()),
         )
 
 
-def record_attempt(course: str, report: GradeReport) -> None:
+def record_attempt(pack: PackIdentity, report: GradeReport) -> None:
     now = time.time()
     with _connect() as conn, conn:
         conn.execute(
-            "INSERT INTO attempts (course, exercise, at, passed, checks_passed, checks_total, "
-            "duration) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO attempts (pack, pack_digest, exercise, at, passed, checks_passed, "
+            "checks_total, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                course,
+                pack.where,
+                pack.digest,
                 report.exercise,
                 now,
                 int(report.passed),
@@ -113,26 +218,26 @@ def record_attempt(course: str, report: GradeReport) -> None:
             ),
         )
         conn.execute(
-            "INSERT INTO exercises (course, exercise, started_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (course, exercise) DO NOTHING",
-            (course, report.exercise, now),
+            "INSERT INTO exercises (pack, exercise, started_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (pack, exercise) DO NOTHING",
+            (pack.where, report.exercise, now),
         )
         if report.passed:
             conn.execute(
-                "UPDATE exercises SET passed_at = COALESCE(passed_at, ?) "
-                "WHERE course = ? AND exercise = ?",
-                (now, course, report.exercise),
+                "UPDATE exercises SET passed_at = ?, passed_digest = ? "
+                "WHERE pack = ? AND exercise = ? AND passed_at IS NULL",
+                (now, pack.digest, pack.where, report.exercise),
             )
 
 
-def load(course: str) -> dict[str, ExerciseProgress]:
-    """Progress on every exercise of ``course`` that was ever started or graded."""
+def load(pack: PackIdentity) -> dict[str, ExerciseProgress]:
+    """Progress on every exercise of ``pack`` that was ever started or graded."""
     with _connect() as conn:
         rows = conn.execute(
-            "SELECT e.exercise, e.workspace, e.started_at, e.passed_at, "
-            "(SELECT COUNT(*) FROM attempts a WHERE a.course = e.course "
-            " AND a.exercise = e.exercise) FROM exercises e WHERE e.course = ?",
-            (course,),
+            "SELECT e.exercise, e.workspace, e.started_at, e.passed_at, e.passed_digest, "
+            "(SELECT COUNT(*) FROM attempts a WHERE a.pack = e.pack "
+            " AND a.exercise = e.exercise) FROM exercises e WHERE e.pack = ?",
+            (pack.where,),
         ).fetchall()
     return {
         row[0]: ExerciseProgress(
@@ -140,7 +245,8 @@ def load(course: str) -> dict[str, ExerciseProgress]:
             workspace=Path(row[1]) if row[1] else None,
             started_at=row[2],
             passed_at=row[3],
-            attempts=row[4],
+            passed_digest=row[4],
+            attempts=row[5],
         )
         for row in rows
     }

@@ -1,4 +1,8 @@
-"""Renderers for what the learner commands show: the course map, lessons, hints, progress."""
+"""Renderers for what the learner commands show: the course map, lessons, hints, progress.
+
+Text from packs, projects and paths is never read as Rich markup: it is wrapped in ``Text``,
+so a ``[red]`` in a path or a title is shown as written.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ if TYPE_CHECKING:
     from bb.checker import ExerciseCheck
     from bb.classroom import StudentResult
     from bb.doctor import Finding
-    from bb.pack import Exercise, Pack
+    from bb.pack import Exercise, Pack, PackIdentity
     from bb.progress import ExerciseProgress
     from bb.projects import Backup, FileDiff
 
@@ -31,11 +35,23 @@ def _state(progress: Mapping[str, ExerciseProgress], exercise_id: str) -> str | 
     return None if entry is None else entry.status
 
 
+def pack_line(pack: PackIdentity) -> Text:
+    """Which pack: its title and id, where it lives, and the digest of its content."""
+    return Text.assemble(
+        ("pack: ", "dim"),
+        pack.title,
+        f" ({pack.id}) · ",
+        "built-in" if pack.builtin else pack.where,
+        (" · content ", "dim"),
+        pack.short_digest,
+    )
+
+
 def course_map(
     pack: Pack, progress: Mapping[str, ExerciseProgress], current: str | None = None
 ) -> Any:
     table = Table(
-        title=pack.course.title,
+        title=Text(pack.course.title),
         title_justify="left",
         show_edge=False,
         box=None,
@@ -57,8 +73,8 @@ def course_map(
                 ("▶ " if exercise_id == current else "  ") + exercise_id,
                 style="bold" if exercise_id == current else "",
             )
-            table.add_row(str(number), name, Text(label, style=style), exercise.title)
-    return Group(table, Text(""))
+            table.add_row(str(number), name, Text(label, style=style), Text(exercise.title))
+    return Group(table, Text(""), pack_line(pack.identity), Text(""))
 
 
 def lesson(pack: Pack, exercise: Exercise) -> Any:
@@ -115,16 +131,25 @@ def progress_summary(pack: Pack, progress: Mapping[str, ExerciseProgress]) -> An
     for exercise_id in pack.exercises:
         entry = progress.get(exercise_id)
         label, style = _STATE[_state(progress, exercise_id)]
+        state = Text(label, style=style)
+        if entry and entry.passed_at is not None and entry.passed_digest != pack.identity.digest:
+            # A pass outlives changes to the pack; say which content it was earned on.
+            state.append(
+                f" (on content {entry.passed_digest[:12]}; the pack has changed since)"
+                if entry.passed_digest
+                else " (before bb kept pack versions)",
+                style="dim",
+            )
         table.add_row(
             exercise_id,
-            Text(label, style=style),
+            state,
             str(entry.attempts) if entry else "0",
-            str(entry.workspace) if entry and entry.workspace else "",
+            Text(str(entry.workspace)) if entry and entry.workspace else "",
         )
     header = Text(
-        f"{pack.course.title}: {passed} of {len(pack.exercises)} exercises passed\n", style="bold"
+        f"{pack.course.title}: {passed} of {len(pack.exercises)} exercises passed", style="bold"
     )
-    return Group(header, table)
+    return Group(header, pack_line(pack.identity), Text(""), table)
 
 
 def checker_summary(results: Sequence[ExerciseCheck]) -> Any:

@@ -189,10 +189,12 @@ def test_a_missing_course_image_says_to_run_setup(tmp_path: Path, engine: Any) -
     from tests.helpers import copy_mini_pack, edit_yaml
 
     pack = copy_mini_pack(tmp_path / "pack")
-    recipe = tmp_path / "recipe"
+    recipe = pack / "course" / "images" / "never-built"
     recipe.mkdir()
     (recipe / "Dockerfile").write_text("FROM debian:bookworm-slim\n# never built\n")
-    edit_yaml(pack / "course" / "course.yaml", {"images": {"python": {"recipe": str(recipe)}}})
+    edit_yaml(
+        pack / "course" / "course.yaml", {"images": {"python": {"recipe": "images/never-built"}}}
+    )
     run_bb("start", "hello", "--pack", pack, "--dir", tmp_path / "ws")
     result = run_bb("grade", cwd=tmp_path / "ws", expect=ExitCode.ENVIRONMENT)
     assert "The course images are not built yet" in result.stderr

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bb import progress
 from bb.errors import ExitCode
+from bb.pack import load_pack
 from bb.report import CheckResult, GradeReport, Status
 from tests.conftest import MINI_PACK, run_bb
 
@@ -19,7 +20,7 @@ def _start(tmp_path: Path) -> Path:
 def _record_pass() -> None:
     check = CheckResult(name="hello", description="hello", status=Status.PASSED)
     report = GradeReport("hello", "Say hello", (check,), duration=1.0, timings={})
-    progress.record_attempt("mini", report)
+    progress.record_attempt(load_pack(MINI_PACK).identity, report)
 
 
 def test_lesson_is_shown_again(tmp_path: Path) -> None:
