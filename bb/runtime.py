@@ -264,8 +264,12 @@ class Engine:
         self._remove(filters={"label": [f"{GRADE}={grade_id}"]})
 
     def sweep(self) -> int:
-        """Remove what grades whose process is gone left behind; return how many objects."""
-        return self._remove(filters={"label": [MANAGED]}, only_orphans=True)
+        """Remove what grades whose process is gone left behind; return how many objects.
+
+        Only objects of a grade (they carry its id) count: the containers of a build step
+        inherit the labels of bb's images, and sweeping them would kill another grade's build.
+        """
+        return self._remove(filters={"label": [GRADE]}, only_orphans=True)
 
     def managed_objects(self, *, orphans_only: bool = False) -> list[str]:
         """Names of bb's containers and networks on the engine; with ``orphans_only``, just
@@ -273,10 +277,10 @@ class Engine:
         api = self._client.api
         found = [
             (c["Names"][0].lstrip("/"), c.get("Labels") or {})
-            for c in api.containers(all=True, filters={"label": MANAGED})
+            for c in api.containers(all=True, filters={"label": GRADE})
         ]
         found += [
-            (n["Name"], n.get("Labels") or {}) for n in api.networks(filters={"label": [MANAGED]})
+            (n["Name"], n.get("Labels") or {}) for n in api.networks(filters={"label": [GRADE]})
         ]
         return [
             str(name)

@@ -1,12 +1,15 @@
-"""The pure parts of the runtime: who owns a leftover, and port allocation."""
+"""The runtime: who owns a leftover, port allocation, and what a sweep may remove."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+from typing import Any
 
-from bb.runtime import _owner_alive, _owner_token, free_port
+import pytest
+
+from bb.runtime import MANAGED, _owner_alive, _owner_token, free_port
 
 
 def test_the_current_process_owns_its_objects() -> None:
@@ -36,3 +39,23 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.docker
+def test_a_sweep_spares_containers_that_only_inherit_bb_labels(engine: Any) -> None:
+    """A build step's container inherits the labels of the image it is built FROM (bb's own
+    images carry io.bb.managed): sweeping it would kill a build of another grade."""
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.run(
+        "debian:bookworm-slim", ["sleep", "60"], labels={MANAGED: "1"}, detach=True
+    )
+    try:
+        engine.sweep()
+        container.reload()
+        assert container.status == "running"
+        assert container.name not in engine.managed_objects(orphans_only=True)
+    finally:
+        container.remove(force=True)
+        client.close()
