@@ -55,11 +55,16 @@ def guarded(command: _Command) -> _Command:
         except BBError as exc:
             from rich.text import Text
 
+            from bb.console import printable
+
             if _debug:
                 err.print_exception()
-            err.print(Text.assemble(("error: ", "bold red"), exc.message), soft_wrap=True)
+            # Messages quote build logs, grader output and pack files: print them inert.
+            message = printable(exc.message)
+            err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
             if exc.hint:
-                err.print(Text.assemble("\n", ("hint: ", "bold cyan"), exc.hint), soft_wrap=True)
+                hint = printable(exc.hint)
+                err.print(Text.assemble("\n", ("hint: ", "bold cyan"), hint), soft_wrap=True)
             code = exc.exit_code
         except Exception:
             if _debug:
@@ -122,6 +127,15 @@ def _sweep_after_killed_grades() -> None:
         return  # no engine now: the next command that needs one sweeps
 
 
+def _status_text(message: str) -> Any:
+    """A spinner's message, which may quote a build log or a pack: inert, never markup."""
+    from rich.text import Text
+
+    from bb.console import printable
+
+    return Text(printable(message))
+
+
 def _load(pack_dir: Path | None) -> Pack:
     from bb import paths
     from bb.pack import load_pack
@@ -159,19 +173,20 @@ def setup(
     with err.status("checking images") as status:
 
         def on_image(name: str, tag: str) -> None:
-            err.print(f"… building {name} ({tag}); this takes a minute")
-            status.update(f"building {name}")
+            err.print(f"… building {name} ({tag}); this takes a minute", markup=False)
+            status.update(_status_text(f"building {name}"))
 
         def on_line(line: str) -> None:
-            status.update(
-                f"building: {line[:70]}",
-            )
+            status.update(_status_text(f"building: {line[:70]}"))
 
         results = build_course_images(
             loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild, on_image=on_image, on_line=on_line
         )
     for image in results:
-        err.print(f"✓ {image.name}: {image.tag} {'built' if image.built else 'already there'}")
+        err.print(
+            f"✓ {image.name}: {image.tag} {'built' if image.built else 'already there'}",
+            markup=False,
+        )
     err.print("\nReady. Start the first exercise with `bb start`.")
 
 
@@ -223,7 +238,9 @@ def start(
     out.print(course_map(loaded, done, current=chosen.id))
     out.print(lesson(loaded, chosen))
     if not result.created:
-        err.print(f"Your project {result.workspace} already exists; bb left it untouched.")
+        err.print(
+            f"Your project {result.workspace} already exists; bb left it untouched.", markup=False
+        )
     out.print(next_steps(result.workspace, created=result.created))
 
 
@@ -268,7 +285,9 @@ def grade(
             hint="cd into a project made by `bb start` (or pass --dir PATH).",
         )
     with err.status("grading") as status:
-        course_id, report = grade_workspace(workspace, on_progress=lambda m: status.update(m))
+        course_id, report = grade_workspace(
+            workspace, on_progress=lambda m: status.update(_status_text(m))
+        )
     progress.record_attempt(course_id, report)
     if as_json:
         import json
@@ -349,13 +368,17 @@ def dev_check(
     from bb.views import checker_summary
 
     loaded = _load(pack)
-    err.print(f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)")
+    err.print(
+        f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)", markup=False
+    )
     chosen = [loaded.exercise(e) for e in exercise] if exercise else list(loaded.exercises.values())
     results = []
     with err.status("checking") as status:
         for item in chosen:
             results.append(
-                check_exercise(loaded, item, grade=grade_, on_progress=lambda m: status.update(m))
+                check_exercise(
+                    loaded, item, grade=grade_, on_progress=lambda m: status.update(_status_text(m))
+                )
             )
     out.print(checker_summary(results))
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.CONTENT
