@@ -60,11 +60,16 @@ def guarded(command: _Command) -> _Command:
         except BBError as exc:
             from rich.text import Text
 
+            from bb.console import printable
+
             if _debug:
                 err.print_exception()
-            err.print(Text.assemble(("error: ", "bold red"), exc.message), soft_wrap=True)
+            # Messages quote build logs, grader output and pack files: print them inert.
+            message = printable(exc.message)
+            err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
             if exc.hint:
-                err.print(Text.assemble("\n", ("hint: ", "bold cyan"), exc.hint), soft_wrap=True)
+                hint = printable(exc.hint)
+                err.print(Text.assemble("\n", ("hint: ", "bold cyan"), hint), soft_wrap=True)
             code = exc.exit_code
         except Exception:
             if _debug:
@@ -127,6 +132,15 @@ def _sweep_after_killed_grades() -> None:
         return  # no engine now: the next command that needs one sweeps
 
 
+def _status_text(message: str) -> Any:
+    """A spinner's message, which may quote a build log or a pack: inert, never markup."""
+    from rich.text import Text
+
+    from bb.console import printable
+
+    return Text(printable(message))
+
+
 def _load(pack_dir: Path | None) -> Pack:
     from bb import paths
     from bb.pack import load_pack
@@ -152,7 +166,6 @@ def setup(
     pack: PackOption = None,
 ) -> None:
     """Check the Docker engine and build the course images (once; then grading is offline)."""
-    from rich.text import Text
 
     from bb.console import err
     from bb.grading import sweep_leftovers
@@ -166,17 +179,20 @@ def setup(
     with err.status("checking images") as status:
 
         def on_image(name: str, tag: str) -> None:
-            err.print(f"… building {name} ({tag}); this takes a minute")
-            status.update(f"building {name}")
+            err.print(f"… building {name} ({tag}); this takes a minute", markup=False)
+            status.update(_status_text(f"building {name}"))
 
         def on_line(line: str) -> None:
-            status.update(Text(f"building: {line[:70]}"))
+            status.update(_status_text(f"building: {line[:70]}"))
 
         results = build_course_images(
             loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild, on_image=on_image, on_line=on_line
         )
     for image in results:
-        err.print(f"✓ {image.name}: {image.tag} {'built' if image.built else 'already there'}")
+        err.print(
+            f"✓ {image.name}: {image.tag} {'built' if image.built else 'already there'}",
+            markup=False,
+        )
     err.print("\nReady. Start the first exercise with `bb start`.")
 
 
@@ -213,7 +229,6 @@ def start(
     pack: PackOption = None,
 ) -> None:
     """Explain the next exercise and create its starter project."""
-    from rich.text import Text
 
     from bb import paths, progress
     from bb.console import err, out
@@ -231,8 +246,7 @@ def start(
     out.print(lesson(loaded, chosen))
     if not result.created:
         err.print(
-            Text(f"Your project {result.workspace} already exists; bb left it untouched."),
-            soft_wrap=True,
+            f"Your project {result.workspace} already exists; bb left it untouched.", markup=False
         )
     out.print(next_steps(result.workspace, created=result.created))
 
@@ -284,7 +298,6 @@ def grade(
     ] = False,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
-    from rich.text import Text
 
     from bb import paths, progress
     from bb.console import err, out
@@ -305,7 +318,7 @@ def grade(
     try:
         with err.status("grading") as status:
             graded_pack, report = grade_workspace(
-                workspace, on_progress=lambda m: status.update(Text(m))
+                workspace, on_progress=lambda m: status.update(_status_text(m))
             )
     except BBError as exc:
         if fmt is not None and fmt is not Format.JSON:  # a platform must hear it was not graded
@@ -555,21 +568,22 @@ def dev_check(
     ] = True,
 ) -> int:
     """Validate a pack; grade every exercise's starter (must fail) and solution (must pass)."""
-    from rich.text import Text
 
     from bb.checker import check_exercise
     from bb.console import err, out
     from bb.views import checker_summary
 
     loaded = _load(pack)
-    err.print(Text(f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)"))
+    err.print(
+        f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)", markup=False
+    )
     chosen = [loaded.exercise(e) for e in exercise] if exercise else list(loaded.exercises.values())
     results = []
     with err.status("checking") as status:
         for item in chosen:
             results.append(
                 check_exercise(
-                    loaded, item, grade=grade_, on_progress=lambda m: status.update(Text(m))
+                    loaded, item, grade=grade_, on_progress=lambda m: status.update(_status_text(m))
                 )
             )
     out.print(checker_summary(results))

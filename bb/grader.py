@@ -15,6 +15,11 @@ message is what the learner reads, so write it for them: what was expected, what
 Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_url``, ``http``
 (an ``httpx.Client`` on the app), ``db`` (a superuser psycopg connection to the exercise's
 Postgres, autocommit), ``rng`` (a ``random.Random`` seeded per grade).
+
+A learner's app may answer with a body of any size. ``http``, :func:`burst`,
+:func:`capped_client` and :func:`capped_session` (a ``requests.Session``, for libraries such as
+schemathesis) read at most :data:`MAX_BODY_BYTES` of one body; beyond that they stop reading
+and the check fails with :class:`BodyTooLarge`. Talk to the app through them only.
 """
 
 from __future__ import annotations
@@ -22,13 +27,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+import requests
+import requests.adapters
 
 _T = TypeVar("_T")
+
+#: The most of one response body (as decoded) that bb reads from a learner's app.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Compressed bodies are decoded in steps of at most this many bytes, so that one step of a
+#: "zip bomb" decodes to at most about 1000 times as much (zlib's ratio), never gigabytes.
+_RAW_STEP = 8 * 1024
+#: Content encodings whose decoding can be bounded step by step (zlib's).
+_BOUNDED_ENCODINGS = {"identity", "gzip", "x-gzip", "deflate"}
 
 
 class Failure(AssertionError):
@@ -49,6 +65,22 @@ class Failure(AssertionError):
         self.hint = hint
 
 
+class BodyTooLarge(Failure):
+    """The app answered with a body larger than bb reads (:data:`MAX_BODY_BYTES`)."""
+
+    def __init__(self, method: str, path: str, limit: int = MAX_BODY_BYTES) -> None:
+        size = _size(limit)
+        super().__init__(
+            f"{method} {path}: the response body exceeded {size}; bb stopped reading it.",
+            expected=f"a response body of at most {size}",
+            actual=f"more than {size}",
+        )
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+
+
 def hint(text: str) -> pytest.MarkDecorator:
     """Attach the hint shown when this check fails (a failure's own hint wins)."""
     return pytest.mark.bb_hint(text)
@@ -65,6 +97,205 @@ def expect(
     """Fail the check with ``message`` unless ``condition`` holds."""
     if not condition:
         raise Failure(message, expected=expected, actual=actual, hint=hint)
+
+
+# --- reading the app's answers, bounded ------------------------------------------------------
+
+
+class _CappedResponse(httpx.Response):
+    """A response whose decoded body stops at ``_limit`` bytes (a zip bomb stops there too)."""
+
+    _limit: int = MAX_BODY_BYTES
+
+    def _too_large(self) -> BodyTooLarge:
+        return BodyTooLarge(self.request.method, self.request.url.path, self._limit)
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        total = 0
+        for chunk in super().iter_bytes(chunk_size):
+            total += len(chunk)
+            if total > self._limit:
+                raise self._too_large()
+            yield chunk
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in super().aiter_bytes(chunk_size):
+            total += len(chunk)
+            if total > self._limit:
+                raise self._too_large()
+            yield chunk
+
+
+def _steps(chunk: bytes) -> Iterator[bytes]:
+    for start in range(0, len(chunk), _RAW_STEP):
+        yield chunk[start : start + _RAW_STEP]
+
+
+class _CappedStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, request: httpx.Request, limit: int) -> None:
+        self.inner, self.request, self.limit = inner, request, limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        total = 0
+        for chunk in self.inner:
+            total += len(chunk)
+            if total > self.limit:
+                raise BodyTooLarge(self.request.method, self.request.url.path, self.limit)
+            yield from _steps(chunk)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncCappedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request, limit: int) -> None:
+        self.inner, self.request, self.limit = inner, request, limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self.inner:
+            total += len(chunk)
+            if total > self.limit:
+                raise BodyTooLarge(self.request.method, self.request.url.path, self.limit)
+            for step in _steps(chunk):
+                yield step
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _ask_bounded_encodings(request: httpx.Request) -> None:
+    # httpx offers brotli and zstd when their packages are installed; their decoding cannot
+    # be bounded step by step, so bb does not ask for them.
+    offered = request.headers.get("accept-encoding")
+    if offered is not None:
+        kept = [c for c in offered.split(",") if c.strip().lower() not in ("br", "zstd")]
+        request.headers["accept-encoding"] = ",".join(kept).strip() or "identity"
+
+
+def _unbounded_encoding(response: httpx.Response) -> str | None:
+    codings = str(response.headers.get("content-encoding", ""))
+    for coding in codings.split(","):
+        if coding.strip() and coding.strip().lower() not in _BOUNDED_ENCODINGS:
+            return coding.strip()
+    return None
+
+
+def _encoding_failure(request: httpx.Request, coding: str) -> Failure:
+    return Failure(
+        f"{request.method} {request.url.path}: the response is encoded as {coding!r}, "
+        "which bb does not read.",
+        expected="Content-Encoding gzip or deflate, or none",
+        actual=f"Content-Encoding: {coding}",
+    )
+
+
+class CappedTransport(httpx.BaseTransport):
+    """An httpx transport that reads at most ``limit`` bytes of each response body, raw and
+    decoded; beyond them it stops and raises :class:`BodyTooLarge`."""
+
+    def __init__(
+        self, inner: httpx.BaseTransport | None = None, *, limit: int = MAX_BODY_BYTES
+    ) -> None:
+        self.inner = inner or httpx.HTTPTransport()
+        self.limit = limit
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        _ask_bounded_encodings(request)
+        response = self.inner.handle_request(request)
+        if coding := _unbounded_encoding(response):
+            response.close()
+            raise _encoding_failure(request, coding)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        capped = _CappedResponse(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_CappedStream(response.stream, request, self.limit),
+            extensions=response.extensions,
+        )
+        capped._limit = self.limit
+        return capped
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncCappedTransport(httpx.AsyncBaseTransport):
+    """:class:`CappedTransport` for ``httpx.AsyncClient``."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport | None = None, *, limit: int = MAX_BODY_BYTES
+    ) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.limit = limit
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        _ask_bounded_encodings(request)
+        response = await self.inner.handle_async_request(request)
+        if coding := _unbounded_encoding(response):
+            await response.aclose()
+            raise _encoding_failure(request, coding)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        capped = _CappedResponse(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_AsyncCappedStream(response.stream, request, self.limit),
+            extensions=response.extensions,
+        )
+        capped._limit = self.limit
+        return capped
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def capped_client(base_url: str, *, timeout: float = 10.0, **options: Any) -> httpx.Client:
+    """An ``httpx.Client`` on ``base_url`` that reads at most :data:`MAX_BODY_BYTES` of a
+    body (what the ``http`` fixture is); ``options`` go to ``httpx.Client``."""
+    return httpx.Client(base_url=base_url, timeout=timeout, transport=CappedTransport(), **options)
+
+
+class CappedAdapter(requests.adapters.HTTPAdapter):
+    """A ``requests`` adapter that reads at most ``limit`` bytes of a body (as decoded), then
+    stops and raises :class:`BodyTooLarge`. Bodies are read at once, even with ``stream=True``
+    (``iter_content`` and ``content`` still work; ``raw`` is spent)."""
+
+    def __init__(self, *args: Any, limit: int = MAX_BODY_BYTES, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        response = super().send(request, stream=True, **kwargs)
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            # urllib3 decodes at most one chunk's worth per read, so a zip bomb stops here too.
+            for chunk in response.iter_content(64 * 1024):
+                total += len(chunk)
+                if total > self.limit:
+                    path = urllib.parse.urlsplit(request.url or "").path or "/"
+                    raise BodyTooLarge(str(request.method), path, self.limit)
+                chunks.append(chunk)
+        except BaseException:
+            response.close()
+            raise
+        # What requests itself stores once it has read a body.
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+        return response
+
+
+def capped_session(*, limit: int = MAX_BODY_BYTES) -> requests.Session:
+    """A ``requests.Session`` that reads at most ``limit`` bytes of a body (see
+    :class:`CappedAdapter`): for libraries that take a session, such as schemathesis."""
+    session = requests.Session()
+    adapter = CappedAdapter(limit=limit)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def describe(response: httpx.Response, limit: int = 300) -> str:
@@ -173,7 +404,11 @@ def burst(
             queue.put_nowait(index)
         start = asyncio.Event()
 
-        async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
+        # Each response is capped; together they hold at most concurrency x MAX_BODY_BYTES.
+        transport = AsyncCappedTransport(httpx.AsyncHTTPTransport(limits=limits))
+        async with httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, transport=transport
+        ) as client:
 
             async def worker() -> None:
                 await start.wait()

@@ -131,9 +131,9 @@ def app_url(stack: Stack) -> str:
 
 @pytest.fixture
 def http(app_url: str) -> Iterator[Any]:
-    import httpx
+    from bb.grader import capped_client
 
-    with httpx.Client(base_url=app_url, timeout=10.0) as client:
+    with capped_client(app_url) as client:
         yield client
 
 
@@ -205,13 +205,28 @@ def _record(
         exc = call.excinfo.value if call.excinfo is not None else None
         record["status"] = "failed" if report.when == "call" else "error"
         if isinstance(exc, Failure):
-            record.update(message=exc.message, expected=exc.expected, actual=exc.actual)
+            record.update(
+                message=_bounded(exc.message),
+                expected=_bounded(exc.expected),
+                actual=_bounded(exc.actual),
+            )
             record["hint"] = exc.hint or record["hint"]
         elif isinstance(exc, AssertionError):
-            record["message"] = str(exc).strip() or "An assertion failed."
+            record["message"] = _bounded(str(exc).strip() or "An assertion failed.")
         elif exc is not None:
-            record["message"] = _explain(exc, report.when)
+            record["message"] = _bounded(_explain(exc, report.when))
     return record
+
+
+#: The longest message, expected or actual value a check reports (a grader may quote a whole
+#: response body, and the learner reads this on a terminal).
+FIELD_CHARS = 4000
+
+
+def _bounded(text: str | None) -> str | None:
+    if text is None or len(text) <= FIELD_CHARS:
+        return text
+    return f"{text[:FIELD_CHARS]}… ({len(text) - FIELD_CHARS} more characters)"
 
 
 def _explain(exc: BaseException, when: str) -> str:

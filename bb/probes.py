@@ -46,14 +46,21 @@ def describe(readiness: Readiness) -> str:
 
 
 def _http(host: str, port: int, path: str, status: int) -> str | None:
-    import httpx
+    import http.client
 
+    # Only the status counts: the body is never read (an app may answer with gigabytes);
+    # closing the connection drops the rest. (http.client, not httpx: no TLS context to build
+    # on every poll.)
+    connection = http.client.HTTPConnection(host, port, timeout=2.0)
     try:
-        response = httpx.get(f"http://{host}:{port}{path}", timeout=2.0)
-    except httpx.HTTPError as exc:
+        connection.request("GET", path, headers={"Accept-Encoding": "identity"})
+        answered = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
         return f"GET {path}: {type(exc).__name__}"
-    if response.status_code != status:
-        return f"GET {path} answered {response.status_code}, not {status}"
+    finally:
+        connection.close()
+    if answered != status:
+        return f"GET {path} answered {answered}, not {status}"
     return None
 
 

@@ -192,37 +192,47 @@ _GLYPHS = {
 
 
 def render(report: GradeReport, *, verbose: bool = False) -> Any:
-    """A Rich renderable: one line per check, and the why of every check that did not pass."""
+    """A Rich renderable: one line per check, and the why of every check that did not pass.
+
+    Every string from the grade (messages, what arrived, logs) came from the learner's app or
+    the pack: it is stripped of control characters and never read as Rich markup.
+    """
     from rich.console import Group
     from rich.text import Text
 
-    parts: list[Any] = [Text.assemble((report.title, "bold"), f"  ({report.exercise})\n")]
+    from bb.console import printable as clean
+
+    parts: list[Any] = [
+        Text.assemble((clean(report.title), "bold"), f"  ({clean(report.exercise)})\n")
+    ]
     # Several checks often fail on one root cause (the create they all need); say it once.
     first_with: dict[tuple[str, str | None, str | None], str] = {}
     for check in report.checks:
         glyph, style = _GLYPHS[check.status]
-        line = Text.assemble(
-            (f"{glyph} {check.status.value:<7}", style), " ", check.description or check.name
-        )
+        name = clean(check.description or check.name)
+        line = Text.assemble((f"{glyph} {check.status.value:<7}", style), " ", name)
         parts.append(line)
         if check.status is Status.PASSED and not verbose:
             continue
         cause = (check.message, check.expected, check.actual)
         if check.status is Status.FAILED and check.message and cause in first_with:
-            parts.append(Indented(Text(f"{check.message} (as in: {first_with[cause]})", "dim")))
+            again = f"{clean(check.message)} (as in: {first_with[cause]})"
+            parts.append(Indented(Text(again, "dim")))
             continue
-        first_with.setdefault(cause, check.description or check.name)
+        first_with.setdefault(cause, name)
         details = Text()
         if check.message:
-            details.append(check.message + "\n")
+            details.append(clean(check.message) + "\n")
         if check.expected is not None:
-            details.append("expected: ", "bold").append(check.expected + "\n")
+            details.append("expected: ", "bold").append(clean(check.expected) + "\n")
         if check.actual is not None:
-            details.append("arrived:  ", "bold").append(check.actual + "\n")
+            details.append("arrived:  ", "bold").append(clean(check.actual) + "\n")
         if check.log:
-            details.append("last log lines:\n", "bold").append(check.log.rstrip() + "\n", "dim")
+            details.append("last log lines:\n", "bold").append(
+                clean(check.log).rstrip() + "\n", "dim"
+            )
         if check.hint and check.status in (Status.FAILED, Status.ERROR):
-            details.append("hint: ", "bold cyan").append(check.hint + "\n")
+            details.append("hint: ", "bold cyan").append(clean(check.hint) + "\n")
         if details.plain:
             details.rstrip()
             parts.append(Indented(details))

@@ -27,6 +27,17 @@ OWNER = "io.bb.owner"
 #: Untagged app images younger than this may belong to a build still running.
 STALE_IMAGE_AGE = "10m"
 
+#: What bb keeps of a build's output: its last lines, each cut to a length.
+BUILD_LOG_LINES = 200
+#: The longest line bb keeps of a build's output or a container's log.
+LINE_CHARS = 1000
+#: The most of a container's log that :meth:`Engine.logs` returns, whatever ``tail`` says.
+LOG_READ_CHARS = 256 * 1024
+#: Docker's log of each container bb starts is rotated at this size, keeping this many files,
+#: so an app that floods its output cannot fill the host's disk (at most 2 x 2 MiB each).
+LOG_FILE_SIZE = "2m"
+LOG_FILES = 2
+
 ENGINE_HINT = (
     "Start the Docker engine and try again: `sudo systemctl start docker` on Linux, or open "
     "Docker Desktop. Without one: `sudo apt-get install docker.io` (Debian/Ubuntu) then "
@@ -175,9 +186,18 @@ class Engine:
         from requests.exceptions import RequestException
         from urllib3.exceptions import HTTPError as Urllib3Error
 
-        lines: list[str] = []
+        from bb.tail import TextTail
+
+        # A build may print without end: keep its tail only, each line cut to a length.
+        log = TextTail(max_lines=BUILD_LOG_LINES, max_line_chars=LINE_CHARS, skip_blank=True)
         ok = True
         stopped = "(build stopped: the grading time limit was reached)"
+
+        def show(lines: list[str]) -> None:
+            if on_line is not None:
+                for line in lines:
+                    on_line(line)
+
         try:
             stream: Iterator[dict[str, Any]] = self._client.api.build(
                 path=str(context),
@@ -189,26 +209,28 @@ class Engine:
                 timeout=None if deadline is None else max(deadline - time.monotonic(), 1.0),
             )
             for chunk in stream:
-                text = chunk.get("stream") or chunk.get("status") or ""
+                # Output of RUN steps arrives in pieces that break lines anywhere (joined back
+                # here); a status or an error is a line of its own.
+                text = str(chunk.get("stream") or "")
+                if "status" in chunk:
+                    text = f"\n{chunk['status']}\n"
                 if "error" in chunk:
                     ok = False
-                    text = str(chunk["error"])
-                for line in text.splitlines():
-                    if line.strip():
-                        lines.append(line.rstrip())
-                        if on_line is not None:
-                            on_line(line.rstrip())
+                    text = f"\n{chunk['error']}\n"
+                show(log.feed(text.replace("\r\n", "\n").replace("\r", "\n")))
                 if deadline is not None and time.monotonic() > deadline:
                     ok = False
-                    lines.append(stopped)
+                    log.add_line(stopped)
                     break
         except DockerException as exc:
             ok = False
-            lines.append(_first_line(exc))
+            log.add_line(_first_line(exc))
         except (RequestException, Urllib3Error):  # a read outlasted the time left
             ok = False
-            lines.append(stopped)
-        return BuildOutcome(ok=ok, log="\n".join(lines))
+            log.add_line(stopped)
+        last = log.flush()
+        show([last] if last is not None else [])
+        return BuildOutcome(ok=ok, log=log.text())
 
     def remove_image(self, ref: str) -> None:
         from docker.errors import DockerException
@@ -256,6 +278,10 @@ class Engine:
                 pids_limit=spec.pids,
                 network_mode=network,
                 init=False,
+                log_config={
+                    "Type": "json-file",
+                    "Config": {"max-size": LOG_FILE_SIZE, "max-file": str(LOG_FILES)},
+                },
             )
             networking = api.create_networking_config(
                 {network: api.create_endpoint_config(aliases=list(spec.aliases))}
@@ -299,13 +325,26 @@ class Engine:
         return int(result.get("StatusCode", 1))
 
     def logs(self, container_id: str, tail: int = 40) -> str:
+        """The last ``tail`` lines of a container's output (stdout and stderr), each cut to
+        LINE_CHARS and LOG_READ_CHARS in all: read as a stream, so one endless line cannot
+        fill bb's memory."""
         from docker.errors import DockerException
+        from requests.exceptions import RequestException
 
+        from bb.tail import TextTail
+
+        kept = TextTail(max_lines=tail, max_line_chars=LINE_CHARS, max_chars=LOG_READ_CHARS)
         try:
-            raw = self._client.api.logs(container_id, stdout=True, stderr=True, tail=tail)
-        except DockerException:
-            return ""
-        return bytes(raw).decode("utf-8", "replace")
+            stream = self._client.api.logs(
+                container_id, stdout=True, stderr=True, tail=tail, stream=True, follow=False
+            )
+            with contextlib.closing(stream):
+                for chunk in stream:
+                    kept.feed_bytes(bytes(chunk))
+        except (DockerException, RequestException):
+            pass  # what was read so far is still worth showing
+        kept.flush()
+        return kept.text()
 
     def restart(self, container_id: str, timeout: int = 10) -> None:
         self._client.api.restart(container_id, timeout=timeout)
@@ -321,15 +360,19 @@ class Engine:
         self._remove(filters={"label": [f"{GRADE}={grade_id}"]})
 
     def sweep(self) -> int:
-        """Remove what grades whose process is gone left behind; return how many objects."""
-        return self._remove(filters={"label": [MANAGED, GRADE]}, only_orphans=True)
+        """Remove what grades whose process is gone left behind; return how many objects.
+
+        Only objects of a grade (they carry its id) count: the containers of a build step
+        inherit the labels of bb's images, and sweeping them would kill another grade's build.
+        """
+        return self._remove(filters={"label": [GRADE]}, only_orphans=True)
 
     def managed_objects(self, *, orphans_only: bool = False) -> list[str]:
         """Names of the containers and networks bb's grades made; with ``orphans_only``, just
         those whose bb process has ended (what a sweep would remove). A build's intermediate
         containers carry the image's labels but no grade: they are the builder's to remove."""
         api = self._client.api
-        owned = {"label": [MANAGED, GRADE]}
+        owned = {"label": [GRADE]}
         found = [
             (c["Names"][0].lstrip("/"), c.get("Labels") or {})
             for c in api.containers(all=True, filters=owned)

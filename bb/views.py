@@ -15,6 +15,8 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
+from bb.console import printable
+
 if TYPE_CHECKING:
     from bb.checker import ExerciseCheck
     from bb.classroom import StudentResult
@@ -169,7 +171,7 @@ def checker_summary(results: Sequence[ExerciseCheck]) -> Any:
             Text.assemble((verdict[0] + " ", verdict[1]), (result.exercise, "bold"), detail)
         )
         for problem in result.problems:
-            lines.append(Text("    " + problem, style="red"))
+            lines.append(Text("    " + printable(problem), style="red"))
     ok = all(r.ok for r in results)
     lines.append(
         Text(

@@ -1,4 +1,4 @@
-"""The runtime: who owns a leftover, port allocation, and sweeps beside running builds."""
+"""The runtime: who owns a leftover, port allocation, what a sweep may remove."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bb.runtime import _owner_alive, _owner_token, free_port
+from bb.runtime import MANAGED, _owner_alive, _owner_token, free_port
 from tests.conftest import ROOT
 
 
@@ -71,3 +71,23 @@ def test_a_sweep_never_breaks_another_processs_build(tmp_path: Path, engine: Any
         assert engine.has_image("bb/app/sweep-race:latest")
     finally:
         engine.remove_image("bb/app/sweep-race:latest")
+
+
+@pytest.mark.docker
+def test_a_sweep_spares_containers_that_only_inherit_bb_labels(engine: Any) -> None:
+    """A build step's container inherits the labels of the image it is built FROM (bb's own
+    images carry io.bb.managed): sweeping it would kill a build of another grade."""
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.run(
+        "debian:bookworm-slim", ["sleep", "60"], labels={MANAGED: "1"}, detach=True
+    )
+    try:
+        engine.sweep()
+        container.reload()
+        assert container.status == "running"
+        assert container.name not in engine.managed_objects(orphans_only=True)
+    finally:
+        container.remove(force=True)
+        client.close()

@@ -24,7 +24,17 @@ from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.core import NOT_SET
 from schemathesis.core.result import Ok
 
-from bb.grader import Failure, describe, expect, expect_problem, expect_status, hint, json_body
+from bb.grader import (
+    Failure,
+    capped_client,
+    capped_session,
+    describe,
+    expect,
+    expect_problem,
+    expect_status,
+    hint,
+    json_body,
+)
 
 if TYPE_CHECKING:
     from bb.grader_plugin import Stack
@@ -396,7 +406,7 @@ def test_posts_survive_restart(stack: Stack, http: httpx.Client, rng: random.Ran
     """Posts are still there after the app restarts"""
     posts = [create_post(http, random_post(rng)) for _ in range(3)]
     stack.restart("app")
-    with httpx.Client(base_url=stack.app_url, timeout=10.0) as fresh, context("After a restart"):
+    with capped_client(stack.app_url) as fresh, context("After a restart"):
         for post in posts:
             expect_same(fresh.get(f"/posts/{post['id']}"), post)
         listed = expect_post_list(fresh.get("/posts"))
@@ -417,7 +427,7 @@ def test_no_server_errors(stack: Stack, http: httpx.Client, rng: random.Random) 
                           actual=str(result.err()))
         operations.append(result.ok())
     existing = existing_id(http, rng)
-    with requests.Session() as session:
+    with capped_session() as session:  # reads at most bb's body limit of each answer
         fuzzer = Fuzzer(stack, session)
         for operation in operations:
             for case in classic_cases(operation, rng, existing):
@@ -550,8 +560,16 @@ def app_log(stack: Stack) -> str:
 def load_schema(app_url: str) -> Any:
     url = f"{app_url}/openapi.json"
     try:
+        # Read through bb's capped client (schemathesis' own loader reads a body of any size).
+        with capped_client(app_url) as client:
+            response = client.get("/openapi.json")
+        response.raise_for_status()
         # An explicit config, so a schemathesis.toml in the working directory changes nothing.
-        return schemathesis.openapi.from_url(url, config=schemathesis.Config(), timeout=10)
+        schema = schemathesis.openapi.from_dict(response.json(), config=schemathesis.Config())
+        schema.location = url
+        return schema
+    except Failure:
+        raise
     except Exception as exc:  # schemathesis wraps network and parse errors in several types
         raise Failure(f"Could not load the API description from {url}.",
                       expected="an OpenAPI document (FastAPI serves one by default)",
