@@ -176,17 +176,14 @@ def setup(
     engine = Engine.connect()
     err.print("✓ Docker engine answers")
     sweep_leftovers(engine)
-    with err.status("checking images") as status:
-
-        def on_image(name: str, tag: str) -> None:
-            err.print(f"… building {name} ({tag}); this takes a minute", markup=False)
-            status.update(_status_text(f"building {name}"))
-
-        def on_line(line: str) -> None:
-            status.update(_status_text(f"building: {line[:70]}"))
-
+    with _BuildProgress(err) as progress:
         results = build_course_images(
-            loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild, on_image=on_image, on_line=on_line
+            loaded,
+            engine,
+            ca_bundle=ca_bundle,
+            rebuild=rebuild,
+            on_image=progress.image,
+            on_line=progress.line,
         )
     for image in results:
         err.print(
@@ -194,6 +191,47 @@ def setup(
             markup=False,
         )
     err.print("\nReady. Start the first exercise with `bb start`.")
+
+
+class _BuildProgress:
+    """A progress bar per image build, moved by the builder's "Step N/M" lines, with the
+    current step beside it."""
+
+    _STEP = r"^Step (\d+)/(\d+) : (.*)$"
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[step]}", markup=False), console=console,
+        )  # fmt: skip
+        self.task: Any = None
+
+    def __enter__(self) -> _BuildProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def image(self, name: str, tag: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+        self.progress.console.print(f"… building {name} ({tag}); this takes a minute")
+        self.task = self.progress.add_task(f"building {name}", total=None, step="")
+
+    def line(self, text: str) -> None:
+        import re
+
+        from bb.console import printable
+
+        step = re.match(self._STEP, text)
+        if step is not None and self.task is not None:
+            done, total, what = int(step[1]), int(step[2]), step[3]
+            self.progress.update(
+                self.task, completed=done - 1, total=total, step=printable(what)[:60]
+            )
 
 
 @app.command("list")

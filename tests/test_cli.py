@@ -153,3 +153,21 @@ def test_no_color_is_honoured_and_meaning_survives_without_colour(tmp_path: Path
     plain = run_bb("list", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert _colour_codes(plain.stdout) == []
     assert "… started" in plain.stdout  # the glyph and the word carry the meaning
+
+
+def test_setup_shows_each_builds_progress_from_its_steps() -> None:
+    import io
+
+    from rich.console import Console
+
+    from bb.cli import _BuildProgress
+
+    console = Console(file=io.StringIO(), width=100, force_terminal=False, no_color=True)
+    with _BuildProgress(console) as progress:
+        progress.image("python", "bb/python:abc")
+        for line in ("Step 1/3 : FROM debian", "noise \x1b[2J", "Step 3/3 : RUN pip [x]"):
+            progress.line(line)
+        task = progress.progress.tasks[0]
+        assert (task.completed, task.total) == (2, 3)
+        assert task.fields["step"] == "RUN pip [x]"
+    assert "building python" in console.file.getvalue()  # type: ignore[attr-defined]
