@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import MINI_PACK
@@ -36,3 +41,55 @@ def edit_yaml(path: Path, change: dict[str, Any]) -> None:
     data = yaml.safe_load(path.read_text())
     data.update(change)
     path.write_text(yaml.safe_dump(data))
+
+
+@contextlib.contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Make files and directories unwritable, even for root (who ignores permission bits):
+    as root through the immutable attribute, otherwise through the permission bits. Skips the
+    test where neither can be done."""
+    if os.geteuid() == 0:
+        done: list[Path] = []
+        try:
+            for path in paths:
+                if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+                    pytest.skip("root, and this filesystem has no immutable attribute")
+                done.append(path)
+            yield
+        finally:
+            for path in done:
+                subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        modes = {path: path.stat().st_mode for path in paths}
+        try:
+            for path in paths:
+                path.chmod(modes[path] & ~0o222)
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+
+
+@contextlib.contextmanager
+def small_disk(mountpoint: Path, size: str = "2m") -> Iterator[Path]:
+    """A tiny filesystem of its own at ``mountpoint`` (tmpfs), to fill up. Needs the right to
+    mount; skips the test otherwise."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
+        capture_output=True,
+    )
+    if mounted.returncode:
+        pytest.skip("cannot mount a small filesystem here (needs root)")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+def fill_disk(directory: Path) -> None:
+    """Write into ``directory`` until its disk is full."""
+    with (directory / "filler").open("wb", buffering=0) as filler:
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
