@@ -259,6 +259,26 @@ class Engine:
     def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
         self._client.api.kill(container_id, signal=signal)
 
+    def answers(self) -> bool:
+        """Whether the engine still answers (a grade's faults mean something else if not)."""
+        try:
+            return bool(self._client.ping())
+        except Exception:  # noqa: BLE001 - any failure to answer is the answer
+            return False
+
+    def activity(self, container_id: str) -> tuple[float, int] | None:
+        """The container's CPU seconds used and bytes sent so far, or None if unknown.
+
+        Bytes received are left out: an idle container still receives the network's chatter.
+        """
+        try:
+            stats = self._client.api.stats(container_id, stream=False, one_shot=True)
+            cpu = stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+            sent = sum(int(n.get("tx_bytes", 0)) for n in (stats.get("networks") or {}).values())
+        except Exception:  # noqa: BLE001 - no counters (engine gone, container ended)
+            return None
+        return float(cpu), sent
+
     def remove_grade(self, grade_id: str) -> None:
         """Remove every container and network of one grade. Never raises for what is gone."""
         self._remove(filters={"label": [f"{GRADE}={grade_id}"]})
@@ -341,6 +361,16 @@ def _owner_alive(token: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def is_engine_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from talking to the engine (it went away, or answered an error),
+    as opposed to a fault of bb's own."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    return isinstance(exc, (DockerException, RequestException, Urllib3Error, ConnectionError))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -89,7 +89,6 @@ def small_disk(mountpoint: Path, size: str = "2m") -> Iterator[Path]:
 
 def fill_disk(directory: Path) -> None:
     """Write into ``directory`` until its disk is full."""
-    with (directory / "filler").open("wb", buffering=0) as filler:
-        with contextlib.suppress(OSError):
-            while True:
-                filler.write(b"\0" * 4096)
+    with (directory / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"\0" * 4096)

@@ -80,14 +80,35 @@ def test_an_app_that_exits_shows_its_log_and_skips_the_checks(
     assert all("can't check until this passes" in c["message"] for c in suite)
 
 
-def test_the_time_limit_is_reported_not_hung(tmp_path: Path, no_leftovers: Any) -> None:
+def test_an_app_that_never_answers_fails_at_the_time_limit(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
     began = time.monotonic()
-    document = _grade_json(_workspace(tmp_path, "slow", solved=True), ExitCode.CHECKS_FAILED)
-    assert time.monotonic() - began < 25 + 30  # the limit plus start-up and teardown
+    document = _grade_json(_workspace(tmp_path, "stall", solved=True), ExitCode.CHECKS_FAILED)
+    assert time.monotonic() - began < 20 + 30  # the limit plus start-up and teardown
     checks = _by_name(document)
     assert checks["health"]["status"] == "passed"
-    assert checks["time-limit"]["status"] == "failed"
-    assert "time limit" in checks["time-limit"]["message"]
+    waited = checks["hello_answers"]
+    assert waited["status"] == "failed"
+    assert "time limit (20 s) while this check waited on your app" in waited["message"]
+    assert "deadlock" in waited["hint"]
+
+
+def test_a_grader_that_hangs_on_its_own_is_a_course_error(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    workspace = _workspace(tmp_path, "slow", solved=True)
+    began = time.monotonic()
+    result = run_bb("grade", "--json", cwd=workspace, expect=ExitCode.CONTENT)
+    assert time.monotonic() - began < 25 + 30  # the limit plus start-up and teardown
+    assert "the check `sleeps_too_long` was still running" in result.stderr
+    assert "graders/slow/test_slow.py:15 (test_sleeps_too_long)" in result.stderr
+    document = json.loads(result.stdout)  # the report so far is still printed
+    assert (document["passed"], document["complete"]) == (False, False)
+    checks = _by_name(document)
+    assert checks["health"]["status"] == "passed"
+    assert checks["sleeps_too_long"]["status"] == "error"
+    assert "not in your code" in checks["sleeps_too_long"]["message"]
 
 
 def test_a_silent_build_is_stopped_at_the_time_limit(tmp_path: Path, no_leftovers: Any) -> None:
@@ -107,6 +128,49 @@ def test_a_suite_without_checks_is_a_course_error(tmp_path: Path, no_leftovers: 
     result = run_bb("grade", cwd=workspace, expect=ExitCode.CONTENT)
     assert "holds no checks" in result.stderr
     assert "course bug" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"PYTEST_ADDOPTS": "--co"},  # collects, runs nothing, exits 0
+        {"PYTEST_ADDOPTS": "-k zzz", "PYTEST_PLUGINS": "no_such_plugin"},
+    ],
+    ids=["collect-only", "deselect-all"],
+)
+def test_pytest_settings_of_the_environment_cannot_change_the_grade(
+    tmp_path: Path, no_leftovers: Any, settings: dict[str, str]
+) -> None:
+    workspace = _workspace(tmp_path, "hello", solved=False)
+    result = run_bb("grade", "--json", cwd=workspace, env=settings, expect=ExitCode.CHECKS_FAILED)
+    checks = _by_name(json.loads(result.stdout))
+    assert set(checks) == {"build", "app", "health", "hello", "restart_keeps_serving"}
+    assert checks["hello"]["status"] == "failed"
+    assert checks["health"]["status"] == "passed"
+
+
+def test_a_grader_that_exits_at_import_is_a_course_error(tmp_path: Path, no_leftovers: Any) -> None:
+    workspace = _workspace(tmp_path, "exits", solved=True)
+    result = run_bb("grade", cwd=workspace, expect=ExitCode.CONTENT)
+    assert "ended before it collected its checks (pytest exit 0)" in result.stderr
+    assert "✓ passed  your app's image builds" in result.stdout  # the report so far
+    assert "All checks passed" not in result.stdout
+    assert "Grading stopped before its verdict" in result.stdout
+
+
+def test_a_grader_that_dies_mid_suite_passes_nothing_it_did_not_report(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    workspace = _workspace(tmp_path, "dies", solved=True)
+    result = run_bb("grade", "--json", cwd=workspace, expect=ExitCode.CONTENT)
+    assert "stopped before every check reported" in result.stderr
+    document = json.loads(result.stdout)
+    assert (document["passed"], document["complete"]) == (False, False)
+    checks = _by_name(document)
+    assert checks["health"]["status"] == "passed"
+    for unreported in ("dies", "after_the_death"):
+        assert checks[unreported]["status"] == "error"
+        assert "stopped before this check reported" in checks[unreported]["message"]
 
 
 def _start_grading(workspace: Path) -> subprocess.Popen[str]:
