@@ -301,7 +301,7 @@ class Engine:
         return [
             str(name)
             for name, labels in found
-            if not (orphans_only and _owner_alive(labels.get(OWNER, "")))
+            if not (orphans_only and not _orphan(labels))
         ]
 
     def _remove(self, *, filters: dict[str, list[str]], only_orphans: bool = False) -> int:
@@ -310,7 +310,7 @@ class Engine:
         removed = 0
         api = self._client.api
         for info in api.containers(all=True, filters=filters):
-            if only_orphans and _owner_alive(info.get("Labels", {}).get(OWNER, "")):
+            if only_orphans and not _orphan(info.get("Labels") or {}):
                 continue
             try:
                 api.remove_container(info["Id"], force=True, v=True)
@@ -320,7 +320,7 @@ class Engine:
             except DockerException:
                 pass
         for info in api.networks(filters=filters):
-            if only_orphans and _owner_alive(info.get("Labels", {}).get(OWNER, "")):
+            if only_orphans and not _orphan(info.get("Labels") or {}):
                 continue
             try:
                 api.remove_network(info["Id"])
@@ -341,6 +341,14 @@ def free_port() -> int:
 
 def _owner_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _orphan(labels: dict[str, str]) -> bool:
+    """Whether an object belongs to a grade whose bb process is gone. Objects of no grade are
+    not: a build's intermediate containers carry the image's labels, and the engine removes
+    them itself when the build ends or its client goes (sweeping them kills builds running in
+    other bb processes)."""
+    return GRADE in labels and not _owner_alive(labels.get(OWNER, ""))
 
 
 def _owner_alive(token: str) -> bool:

@@ -36,3 +36,12 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_a_builds_containers_are_never_swept() -> None:
+    from bb.runtime import GRADE, MANAGED, OWNER, _orphan
+
+    # A build's intermediate container carries the image's labels, and no grade's.
+    assert not _orphan({MANAGED: "1", "io.bb.app": "1", "io.bb.workspace": "/ws"})
+    assert _orphan({MANAGED: "1", GRADE: "g", OWNER: f"{socket.gethostname()}:999999999"})
+    assert not _orphan({MANAGED: "1", GRADE: "g", OWNER: _owner_token()})
