@@ -102,6 +102,7 @@ def grade_exercise(
     entry = journal.open_entry(running.grade_id)
     suite: _SuiteRun | None = None
     fault: BBError | None = None
+    stage_fault: BBError | None = None
     try:
         with _engine_faults(engine):
             suite = _SuiteRun(pack, exercise)
@@ -121,6 +122,10 @@ def grade_exercise(
                 except StageFailed as failure:
                     checks.append(failure.check)
                     blocked = f"can't check until this passes: {failure.check.description}"
+                    if failure.check.status is Status.ERROR:
+                        # Not the learner's (a course service that will not start): the
+                        # grade has no verdict, and says so once the checks are listed.
+                        stage_fault = EnvironmentProblem(failure.check.message, failure.check.hint)
                     break
                 finally:
                     timings[stage] = time.monotonic() - t0
@@ -141,7 +146,7 @@ def grade_exercise(
             )
             checks.extend(outcome.checks)
             timings["checks"] = time.monotonic() - t0
-            fault = outcome.fault
+            fault = outcome.fault or stage_fault
             if fault is not None or not all(c.status is Status.PASSED for c in checks):
                 # Checks fail, and graders die, when the engine vanishes under them: that is
                 # neither the learner's doing nor the course's.

@@ -298,11 +298,7 @@ class Engine:
         found += [
             (n["Name"], n.get("Labels") or {}) for n in api.networks(filters={"label": [MANAGED]})
         ]
-        return [
-            str(name)
-            for name, labels in found
-            if not (orphans_only and not _orphan(labels))
-        ]
+        return [str(name) for name, labels in found if not (orphans_only and not _orphan(labels))]
 
     def _remove(self, *, filters: dict[str, list[str]], only_orphans: bool = False) -> int:
         from docker.errors import DockerException, NotFound

@@ -398,3 +398,16 @@ def test_termination_mid_grade_leaves_nothing(
     assert f"Stopped by {stop.name}" in stderr
     assert not any(path.exists() for path in scratch)
     assert list((isolated_home / "grades-in-flight").iterdir()) == []
+
+
+def test_a_course_service_that_will_not_start_is_not_the_learners_failure(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    workspace = _workspace(tmp_path, "nosvc", solved=True)
+    result = run_bb("grade", "--json", cwd=workspace, expect=ExitCode.ENVIRONMENT)
+    assert "The cache service exited" in result.stderr
+    document = json.loads(result.stdout)
+    assert (document["passed"], document["complete"]) == (False, False)
+    checks = _by_name(document)
+    assert checks["services"]["status"] == "error"
+    assert checks["hello"]["status"] == "skipped"
