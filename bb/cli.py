@@ -6,20 +6,24 @@ Heavy modules (docker, pydantic, jinja2, httpx) are imported inside the commands
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
 from bb import __version__
-from bb.errors import BBError, ExitCode, UserError
+from bb.errors import BBError, EnvironmentProblem, ExitCode, UserError
 
 if TYPE_CHECKING:
-    from bb.pack import Exercise, Pack
+    from bb.pack import Exercise, Pack, PackIdentity
     from bb.progress import ExerciseProgress
+    from bb.report import GradeReport
 
 app = typer.Typer(
     name="bb",
@@ -42,6 +46,50 @@ _debug = bool(os.environ.get("BB_DEBUG"))
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
+class Stopped(BaseException):
+    """A signal asked bb to stop (SIGTERM, or SIGHUP when the terminal closes). Like Ctrl-C's
+    KeyboardInterrupt it unwinds through every ``finally``, so grades tear down."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOP_SIGNALS = {signal.SIGTERM: ExitCode.TERMINATED}
+if hasattr(signal, "SIGHUP"):
+    _STOP_SIGNALS[signal.SIGHUP] = ExitCode.HANGUP
+
+
+@contextlib.contextmanager
+def _stop_signals_unwind(received: list[int]) -> Iterator[None]:
+    """Make SIGTERM and SIGHUP raise :class:`Stopped` (once: a repeat while bb tears down is
+    ignored, so teardown is not cut short)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: object) -> None:
+        for number in _STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        received.append(signum)
+        raise Stopped(signum)
+
+    previous = {number: signal.signal(number, on_signal) for number in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _tell(*renderables: Any, **kwargs: Any) -> None:
+    """Print on stderr, unless it is gone (a closed terminal must not turn into a bb bug)."""
+    from bb.console import err
+
+    with contextlib.suppress(OSError):
+        err.print(*renderables, **kwargs)
+
+
 def guarded(command: _Command) -> _Command:
     """Catch every error once, here: one sentence and a fix on stderr, and the right exit code.
 
@@ -52,11 +100,16 @@ def guarded(command: _Command) -> _Command:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         from bb.console import err
 
+        received: list[int] = []
         try:
-            code = command(*args, **kwargs)
+            with _stop_signals_unwind(received):
+                code = command(*args, **kwargs)
         except KeyboardInterrupt:
-            err.print("Interrupted; bb removed what it had started.")
+            _tell("Interrupted; bb removed what it had started.")
             code = ExitCode.INTERRUPTED
+        except Stopped as stop:
+            _tell(f"Stopped by {signal.Signals(stop.signum).name}; bb removed what it had started.")
+            code = _STOP_SIGNALS[signal.Signals(stop.signum)]
         except BBError as exc:
             from rich.text import Text
 
@@ -65,22 +118,25 @@ def guarded(command: _Command) -> _Command:
             if _debug:
                 err.print_exception()
             # Messages quote build logs, grader output and pack files: print them inert.
-            message = printable(exc.message)
-            err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+            _tell(Text.assemble(("error: ", "bold red"), printable(exc.message)), soft_wrap=True)
             if exc.hint:
                 hint = printable(exc.hint)
-                err.print(Text.assemble("\n", ("hint: ", "bold cyan"), hint), soft_wrap=True)
+                _tell(Text.assemble("\n", ("hint: ", "bold cyan"), hint), soft_wrap=True)
             code = exc.exit_code
         except Exception:
-            if _debug:
-                err.print_exception()
-            err.print(
-                "bb hit an unexpected error. This is a bug in bb; re-run with --debug to "
-                "see the traceback, and please report it.",
-                markup=False,
-                soft_wrap=True,
-            )
-            code = ExitCode.INTERNAL
+            if received:
+                # Stopping made something else fail on the way out (a closed terminal, say).
+                code = _STOP_SIGNALS[signal.Signals(received[0])]
+            else:
+                if _debug:
+                    err.print_exception()
+                _tell(
+                    "bb hit an unexpected error. This is a bug in bb; re-run with --debug to "
+                    "see the traceback, and please report it.",
+                    markup=False,
+                    soft_wrap=True,
+                )
+                code = ExitCode.INTERNAL
         if code:
             raise typer.Exit(int(code))
 
@@ -117,10 +173,15 @@ def _root(
 
 
 def _sweep_after_killed_grades() -> None:
-    """If a grade was killed mid-way, remove its containers now (cheap when there is none)."""
+    """If a grade was killed mid-way, remove its scratch and containers now (cheap when there
+    is none). Best effort: a sweep that fails never stops the command the user asked for."""
     from bb import journal
 
-    stale = journal.stale_entries()
+    try:
+        journal.sweep_scratch()
+        stale = journal.stale_entries()
+    except OSError:
+        return
     if not stale:
         return
     from bb.grading import sweep_leftovers
@@ -128,8 +189,8 @@ def _sweep_after_killed_grades() -> None:
 
     try:
         sweep_leftovers(Engine.connect())
-    except BBError:
-        return  # no engine now: the next command that needs one sweeps
+    except Exception:  # noqa: BLE001 - no engine now: the next command that needs one sweeps
+        return
 
 
 def _status_text(message: str) -> Any:
@@ -284,7 +345,9 @@ def start(
     out.print(lesson(loaded, chosen))
     if not result.created:
         err.print(
-            f"Your project {result.workspace} already exists; bb left it untouched.", markup=False
+            f"Your project {result.workspace} already exists; bb left it untouched.",
+            markup=False,
+            soft_wrap=True,  # one line, whatever the path's length: it is for copying
         )
     out.print(next_steps(result.workspace, created=result.created))
 
@@ -336,14 +399,11 @@ def grade(
     ] = False,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
-
     from bb import paths, progress
-    from bb.console import err, out
+    from bb.console import err
     from bb.grading import grade_workspace
-    from bb.report import render
     from bb.results import Format, not_graded
     from bb.scaffold import read_record
-    from bb.views import pack_line
 
     fmt = _format(output_format, as_json=as_json, output=output)
     start_dir = directory or Path.cwd()
@@ -353,25 +413,53 @@ def grade(
             f"{start_dir} is not inside a bb project.",
             hint="cd into a project made by `bb start` (or pass --dir PATH).",
         )
+    # Before a grade is spent: a store that cannot record it fails now, not after the grade.
+    progress.check_usable()
     try:
         with err.status("grading") as status:
             graded_pack, report = grade_workspace(
                 workspace, on_progress=lambda m: status.update(_status_text(m))
             )
     except BBError as exc:
-        if fmt is not None and fmt is not Format.JSON:  # a platform must hear it was not graded
+        if exc.report is not None:  # what the grade found before it was stopped
+            _show_report(exc.report, fmt, output, verbose=verbose)
+        elif fmt is not None and fmt is not Format.JSON:  # a platform must hear it too
             exercise_id = read_record(workspace).exercise
             _emit(not_graded(exercise_id, exercise_id, exc.message), fmt, output)
         raise
-    progress.record_attempt(graded_pack, report)
+    _show_report(report, fmt, output, verbose=verbose, pack=graded_pack)
+    try:
+        progress.record_attempt(graded_pack, report)
+    except EnvironmentProblem as exc:
+        raise EnvironmentProblem(
+            f"The grade above could not be recorded in your progress: {exc.message}",
+            hint=exc.hint,
+        ) from None
+    if fmt is not None and fmt.platform:
+        return ExitCode.OK  # grading finished: the score is the verdict, not the exit code
+    return ExitCode.OK if report.passed else ExitCode.CHECKS_FAILED
+
+
+def _show_report(
+    report: GradeReport,
+    fmt: Any,
+    output: Path | None,
+    *,
+    verbose: bool,
+    pack: PackIdentity | None = None,
+) -> None:
+    """The report in ``fmt`` (to ``output`` or alone on stdout), and for people on the
+    terminal unless stdout holds the document."""
+    from bb.console import out
+    from bb.report import render
+    from bb.views import pack_line
+
     if fmt is not None:
         _emit(report, fmt, output)
     if fmt is None or output is not None:
-        out.print(pack_line(graded_pack))
+        if pack is not None:
+            out.print(pack_line(pack))
         out.print(render(report, verbose=verbose))
-    if fmt is not None and fmt.platform:
-        return ExitCode.OK
-    return ExitCode.OK if report.passed else ExitCode.CHECKS_FAILED
 
 
 def _format(name: str | None, *, as_json: bool, output: Path | None) -> Any:

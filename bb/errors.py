@@ -9,6 +9,10 @@ the course author's (``ContentError``).
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bb.report import GradeReport
 
 
 class ExitCode(enum.IntEnum):
@@ -26,8 +30,12 @@ class ExitCode(enum.IntEnum):
     CONTENT = 4
     #: bb itself failed unexpectedly: a bug to report.
     INTERNAL = 5
+    #: Stopped by SIGHUP (128 + 1): the terminal was closed.
+    HANGUP = 129
     #: Interrupted with Ctrl-C (128 + SIGINT).
     INTERRUPTED = 130
+    #: Stopped by SIGTERM (128 + 15).
+    TERMINATED = 143
 
 
 class BBError(Exception):
@@ -35,10 +43,14 @@ class BBError(Exception):
 
     exit_code = ExitCode.INTERNAL
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, *, report: GradeReport | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: What a grade had found out when this stopped it, shown before the error.
+        self.report = report
 
 
 class UserError(BBError):

@@ -3,7 +3,15 @@
 bb runs a grader suite as ``python -m pytest -p bb.grader_plugin`` on the host, with
 ``BB_GRADE_CONTEXT`` naming a JSON file that describes the running stack. bb starts pytest
 while the stack is still coming up: pytest imports and collects the suite, then waits here for
-that file to appear. Each finished check is appended as one JSON line to ``--bb-results``.
+that file to appear.
+
+Everything the parent learns arrives as JSON lines appended to ``--bb-results``, each with a
+``kind``: ``collected`` (every check the suite declares, written once collection is done),
+``started`` (a check began) and ``check`` (a check's result). bb compares the results with the
+collection: a check that never reported did not pass, whatever pytest's exit status says.
+On request (a ``stack-request`` file beside the context file), a watchdog thread writes where
+each thread of the suite is (``stacks.json``), so bb can tell a grader that hangs on its own
+from one waiting on the learner's app.
 """
 
 from __future__ import annotations
@@ -11,10 +19,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -23,6 +33,9 @@ from bb.grader import Failure
 
 CONTEXT_ENV = "BB_GRADE_CONTEXT"
 PARENT_ENV = "BB_GRADE_PARENT"
+#: Beside the context file: bb asks for the suite's thread stacks, and where they are written.
+STACK_REQUEST = "stack-request"
+STACKS = "stacks.json"
 
 
 class Stack:
@@ -101,14 +114,78 @@ def pytest_configure(config: pytest.Config) -> None:
     # bb names itself: by the time this runs, a killed bb may already have been replaced as
     # our parent, and os.getppid() would name the wrong process.
     parent = int(os.environ.get(PARENT_ENV) or os.getppid())
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    scratch = Path(os.environ[CONTEXT_ENV]).parent
+    threading.Thread(target=_watchdog, args=(parent, scratch), daemon=True).start()
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    """If bb is killed, its checks must not go on hammering a stack that is being swept."""
+def _watchdog(parent: int, scratch: Path) -> None:
+    """If bb is killed, its checks must not go on hammering a stack that is being swept; and
+    when bb asks, say where every thread of the suite is."""
     while os.getppid() == parent:
-        time.sleep(0.5)
+        request = scratch / STACK_REQUEST
+        if request.exists():
+            request.unlink(missing_ok=True)
+            _write_atomically(scratch / STACKS, json.dumps(_thread_stacks()))
+        time.sleep(0.2)
     os._exit(2)
+
+
+def _thread_stacks() -> list[dict[str, Any]]:
+    """Where every thread but this one is: its Python frames, outermost first."""
+    me = threading.get_ident()
+    main = threading.main_thread().ident
+    stacks: list[dict[str, Any]] = []
+    for ident, innermost in sys._current_frames().items():
+        if ident == me:
+            continue
+        frames: list[dict[str, Any]] = []
+        frame: FrameType | None = innermost
+        while frame is not None:
+            frames.append(
+                {
+                    "module": str(frame.f_globals.get("__name__", "")),
+                    "file": frame.f_code.co_filename,
+                    "line": frame.f_lineno,
+                    "function": frame.f_code.co_name,
+                }
+            )
+            frame = frame.f_back
+        stacks.append({"main": ident == main, "frames": frames[::-1]})
+    return stacks
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staged = path.with_name(path.name + ".partial")
+    staged.write_text(text, encoding="utf-8")
+    staged.rename(path)
+
+
+def _append(record: dict[str, Any]) -> None:
+    with _results_file[0].open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+_deselected: list[str] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected.extend(item.nodeid for item in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The declaration bb holds the results against: a check listed here that never reports
+    # (the suite died, or something deselected it) did not pass.
+    _append(
+        {
+            "kind": "collected",
+            "checks": [_identity(item) for item in session.items],
+            "deselected": list(_deselected),
+        }
+    )
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    _append({"kind": "started", "id": nodeid})
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -133,7 +210,9 @@ def app_url(stack: Stack) -> str:
 def http(app_url: str) -> Iterator[Any]:
     from bb.grader import capped_client
 
-    with capped_client(app_url) as client:
+    # Never through a proxy from the environment: the app is on 127.0.0.1, and a proxy could
+    # answer in its place.
+    with capped_client(app_url, trust_env=False) as client:
         yield client
 
 
@@ -171,24 +250,32 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     record = getattr(report, "_bb_record", None)
     if record is not None:
         # Appended as each check ends, so a grade stopped by its time limit keeps what finished.
-        with _results_file[0].open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        _append(record)
 
 
 _results_file: list[Path] = []
 
 
-def _record(
-    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]
-) -> dict[str, Any]:
+def _identity(item: pytest.Item) -> dict[str, Any]:
+    """What names a check: its node id (unique), its name and description, its hint."""
     function = getattr(item, "function", None)
     doc = (getattr(function, "__doc__", None) or "").strip().splitlines()
     marker = item.get_closest_marker("bb_hint")
-    record: dict[str, Any] = {
+    return {
+        "id": item.nodeid,
         "name": item.name.removeprefix("test_"),
         "description": doc[0] if doc else item.name,
-        "duration": call.duration,
         "hint": marker.args[0] if marker else None,
+    }
+
+
+def _record(
+    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "kind": "check",
+        **_identity(item),
+        "duration": call.duration,
         "message": "",
         "expected": None,
         "actual": None,

@@ -17,17 +17,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from bb import __version__, journal
-from bb.errors import ContentError, EnvironmentProblem
+from bb.errors import BBError, ContentError, EnvironmentProblem
 from bb.pack import Exercise, Pack, PackIdentity, Readiness
 from bb.report import CheckResult, GradeReport, Status, weighed
-from bb.runtime import MANAGED, ContainerSpec, Engine, free_port
+from bb.runtime import ENGINE_HINT, MANAGED, ContainerSpec, Engine, free_port, is_engine_fault
 
 Progress = Callable[[str], None]
 
@@ -83,6 +82,9 @@ def grade_exercise(
 ) -> GradeReport:
     """Grade ``workspace`` as an attempt at ``exercise``.
 
+    A grade that cannot reach a verdict raises, and the error carries the report so far in
+    its ``report`` (the CLI shows it before the error).
+
     Args:
         keep_image: keep the app's image afterwards (its layers make the next build fast).
         grade_id: the id every container and network of this grade is labelled with (a
@@ -90,81 +92,175 @@ def grade_exercise(
         app_log: where to save the end of the app's log before teardown, if anywhere.
 
     Raises:
-        EnvironmentProblem: an image is missing or Docker failed.
-        ContentError: the grader suite is broken.
+        EnvironmentProblem: an image is missing, or Docker failed or went away mid-grade.
+        ContentError: the grader suite is broken: it collects nothing, dies before every
+            check reported, or hangs on its own while the app is idle.
     """
     say = on_progress or (lambda _message: None)
     started = time.monotonic()
     deadline = started + exercise.grader.timeout
     timings: dict[str, float] = {}
     checks: list[CheckResult] = []
-    _require_images(pack, exercise, engine)
+    with _engine_faults(engine):
+        _require_images(pack, exercise, engine)
 
     running = _Running(grade_id=grade_id or secrets.token_hex(4))
     blocked: str | None = None
     tag = app_image_tag(exercise, workspace)
     entry = journal.open_entry(running.grade_id)
     suite: _SuiteRun | None = None
+    fault: BBError | None = None
+    stage_fault: BBError | None = None
     try:
-        suite = _SuiteRun(pack, exercise)
-        stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
-            ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
-            ("services", lambda: _start_services(pack, exercise, engine, running, deadline, say)),
-            ("migrate", lambda: _migrate(exercise, engine, running, tag, deadline, say)),
-            ("app", lambda: _start_app(exercise, engine, running, tag, deadline, say)),
-        ]
-        for stage, action in stages:
+        with _engine_faults(engine):
+            suite = _SuiteRun(pack, exercise)
+            stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
+                ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
+                (
+                    "services",
+                    lambda: _start_services(pack, exercise, engine, running, deadline, say),
+                ),
+                ("migrate", lambda: _migrate(exercise, engine, running, tag, deadline, say)),
+                ("app", lambda: _start_app(exercise, engine, running, tag, deadline, say)),
+            ]
+            for stage, action in stages:
+                t0 = time.monotonic()
+                try:
+                    check = action()
+                except StageFailed as failure:
+                    checks.append(failure.check)
+                    blocked = f"can't check until this passes: {failure.check.description}"
+                    if failure.check.status is Status.ERROR:
+                        # Not the learner's (a course service that will not start): the
+                        # grade has no verdict, and says so once the checks are listed.
+                        stage_fault = EnvironmentProblem(failure.check.message, failure.check.hint)
+                    break
+                finally:
+                    timings[stage] = time.monotonic() - t0
+                if check is not None:
+                    checks.append(check)
             t0 = time.monotonic()
-            try:
-                check = action()
-            except StageFailed as failure:
-                checks.append(failure.check)
-                blocked = f"can't check until this passes: {failure.check.description}"
-                break
-            finally:
-                timings[stage] = time.monotonic() - t0
-            if check is not None:
-                checks.append(check)
-        t0 = time.monotonic()
-        say("running the checks")
-        app = running.services.get("app")
-        context = {
-            "grade_id": running.grade_id,
-            "seed": secrets.randbits(32),
-            "blocked": blocked,
-            "app_url": f"http://127.0.0.1:{app['port']}" if app else "http://127.0.0.1:9",
-            "services": running.services,
-        }
-        checks.extend(suite.finish(context, deadline))
-        timings["checks"] = time.monotonic() - t0
+            say("running the checks")
+            app = running.services.get("app")
+            context = {
+                "grade_id": running.grade_id,
+                "seed": secrets.randbits(32),
+                "blocked": blocked,
+                "app_url": f"http://127.0.0.1:{app['port']}" if app else "http://127.0.0.1:9",
+                "services": running.services,
+            }
+            outcome = suite.finish(
+                context, deadline, activity=lambda: _app_activity(engine, running)
+            )
+            checks.extend(outcome.checks)
+            timings["checks"] = time.monotonic() - t0
+            fault = outcome.fault or stage_fault
+            if fault is not None or not all(c.status is Status.PASSED for c in checks):
+                # Checks fail, and graders die, when the engine vanishes under them: that is
+                # neither the learner's doing nor the course's.
+                _require_engine(engine)
+    except BBError as exc:
+        fault = exc
     finally:
         t0 = time.monotonic()
         if suite is not None:
             suite.close()
         if app_log is not None and "app" in running.services:
-            app_log.write_text(
-                engine.logs(running.services["app"]["container"], tail=APP_LOG_LINES),
-                encoding="utf-8",
-            )
-        engine.remove_grade(running.grade_id)
-        if not keep_image:
-            engine.remove_image(tag)
-        entry.unlink(missing_ok=True)
+            with contextlib.suppress(BBError, OSError):  # a vanished engine has no log to give
+                app_log.write_text(
+                    engine.logs(running.services["app"]["container"], tail=APP_LOG_LINES),
+                    encoding="utf-8",
+                )
+        if _teardown(engine, running.grade_id, tag, keep_image=keep_image):
+            # (bb's home may have turned read-only; the entry then goes at a later sweep)
+            with contextlib.suppress(OSError):
+                entry.unlink(missing_ok=True)
+        # else the entry stays: once this process is gone, the next bb command sweeps
         timings["teardown"] = time.monotonic() - t0
     grader = exercise.grader
-    provenance = {
-        "pack": pack.identity.to_json(),
-        "bb_version": __version__,
-        "images": {name: engine.image_id(pack.image_tag(name)) for name in pack.course.images},
-    }
-    return GradeReport(
+    report = GradeReport(
         exercise=exercise.id,
         title=exercise.title,
         checks=tuple(weighed(c, grader.points, grader.visibility) for c in checks),
         duration=time.monotonic() - started,
         timings=timings,
-        provenance=provenance,
+        provenance=_provenance(pack, engine)
+        if fault is None
+        else {"pack": pack.identity.to_json()},
+        complete=fault is None,
     )
+    if fault is not None:
+        fault.report = report
+        raise fault
+    return report
+
+
+def _provenance(pack: Pack, engine: Engine | None) -> dict[str, Any]:
+    """What graded: the pack's version, bb's, and the ids of the images the course runs (when
+    the engine is there to say)."""
+    images = (
+        {name: engine.image_id(pack.image_tag(name)) for name in pack.course.images}
+        if engine is not None
+        else {}
+    )
+    return {"pack": pack.identity.to_json(), "bb_version": __version__, "images": images}
+
+
+@contextlib.contextmanager
+def _engine_faults(engine: Engine) -> Iterator[None]:
+    """Turn a fault of the Docker engine (it went away, or failed a request) into an
+    EnvironmentProblem; any other error is checked against the engine too, since a vanished
+    engine makes bb's own steps fail in odd ways."""
+    try:
+        yield
+    except EnvironmentProblem:
+        raise
+    except BBError:
+        _require_engine(engine)
+        raise
+    except Exception as exc:
+        if is_engine_fault(exc) or not engine.answers():
+            _require_engine(engine, exc)
+            raise EnvironmentProblem(
+                f"Docker failed during the grade ({_first_line(exc)}).",
+                hint="Check the engine's health (`docker info`) and its free disk space, then "
+                "grade again.",
+            ) from None
+        raise
+
+
+def _require_engine(engine: Engine, cause: BaseException | None = None) -> None:
+    """Raise an EnvironmentProblem if the engine no longer answers."""
+    if engine.answers():
+        return
+    detail = f" ({_first_line(cause)})" if cause is not None else ""
+    raise EnvironmentProblem(
+        f"The Docker engine stopped answering during the grade{detail}.",
+        hint=f"{ENGINE_HINT} The next bb command removes what this grade left behind.",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _teardown(engine: Engine, grade_id: str, tag: str, *, keep_image: bool) -> bool:
+    """Remove what the grade started; True if done. A failing engine gets a few retries."""
+    for attempt in range(3):
+        try:
+            engine.remove_grade(grade_id)
+            if not keep_image:
+                engine.remove_image(tag)
+            return True
+        except Exception:  # noqa: BLE001 - teardown must never hide the grade's own outcome
+            time.sleep(0.5 * (attempt + 1))
+    return False
+
+
+def _app_activity(engine: Engine, running: _Running) -> tuple[float, int] | None:
+    app = running.services.get("app")
+    return engine.activity(app["container"]) if app else None
 
 
 def _require_images(pack: Pack, exercise: Exercise, engine: Engine) -> None:
@@ -397,6 +493,136 @@ def _start_app(
     return _stage("app", description, Status.PASSED)
 
 
+#: Variables the grader suite inherits: what finds programs and the user's home, the locale,
+#: the Docker engine, proxies and CA bundles. Nothing else of the caller's environment reaches
+#: it: PYTEST_ADDOPTS, PYTEST_PLUGINS, PYTHONSTARTUP, PYTHONPATH, PYTHONWARNINGS, plugins'
+#: settings (COV_*, HYPOTHESIS_*) or libpq's PG* could change what runs, or what counts as a pass.
+_INHERITED = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
+        "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "XDG_RUNTIME_DIR",
+        "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG",
+        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+        "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    }
+)  # fmt: skip
+_LOCAL_HOSTS = "127.0.0.1,localhost,::1"
+
+
+def suite_environment(source: Mapping[str, str], scratch: Path) -> dict[str, str]:
+    """The grader suite's environment, built from an allow-list of ``source``'s variables."""
+    env = {k: v for k, v in source.items() if k in _INHERITED or k.startswith("LC_")}
+    for name in ("NO_PROXY", "no_proxy"):
+        # The stack is on 127.0.0.1: no request of a grader's may go through a proxy.
+        env[name] = ",".join(filter(None, (env.get(name), _LOCAL_HOSTS)))
+    bb_root = _bb_import_root()
+    if bb_root is not None:
+        env["PYTHONPATH"] = str(bb_root)
+    env.update(
+        {
+            # Only the plugins bb names on the command line (-p bb.grader_plugin) load.
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "BB_GRADE_CONTEXT": str(scratch / "context.json"),
+            "BB_GRADE_PARENT": str(os.getpid()),
+        }
+    )
+    return env
+
+
+def _bb_import_root() -> Path | None:
+    """The directory the suite must put first on its path to import this very bb, or None
+    when the interpreter finds it anyway (installed in site-packages)."""
+    import site
+
+    import bb
+
+    root = Path(bb.__file__).resolve().parent.parent
+    site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    if any(Path(d).resolve() == root for d in site_dirs if d):
+        return None
+    return root
+
+
+#: Seconds before the time limit over which the app's activity is measured, to tell a grader
+#: that hangs on its own (the app idle) from one waiting on the app (busy, or not answering).
+ACTIVITY_WINDOW = 3.0
+#: The share of one CPU above which the app counts as busy. An idle app measures well below
+#: 1% (the mini course's server: 0.0%); a spinning one close to 100%.
+_BUSY_CPU_SHARE = 0.05
+#: Modules in which a grader waits on the network (on the learner's app or its services).
+_IO_PACKAGES = frozenset(
+    {
+        "socket", "ssl", "selectors", "select", "asyncio", "http", "httpx", "httpcore", "h11",
+        "h2", "anyio", "psycopg", "psycopg_c", "psycopg_binary", "psycopg_pool", "urllib3",
+        "requests", "docker", "websocket", "websockets", "aiohttp",
+    }
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteOutcome:
+    """The checks the suite reported (with an entry for every check it declared), and what,
+    if anything, stopped it from reaching a verdict."""
+
+    checks: list[CheckResult]
+    fault: BBError | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HangEvidence:
+    """What bb saw when a grade reached its time limit with a check still running."""
+
+    #: The suite's threads, each its frames outermost first; None if the suite did not answer.
+    stacks: list[dict[str, Any]] | None
+    #: The app's (CPU seconds, bytes sent) at the start and the end of the window.
+    before: tuple[float, int] | None
+    after: tuple[float, int] | None
+    window: float
+
+
+def app_was_busy(evidence: HangEvidence) -> bool:
+    if evidence.before is None or evidence.after is None:
+        return False
+    cpu = evidence.after[0] - evidence.before[0]
+    sent = evidence.after[1] - evidence.before[1]
+    return sent > 0 or cpu > _BUSY_CPU_SHARE * evidence.window
+
+
+def grader_waits_on_network(evidence: HangEvidence) -> bool:
+    """Whether some thread of the suite is inside network code (waiting for an answer)."""
+    for thread in evidence.stacks or []:
+        frames = thread.get("frames") or []
+        if frames and str(frames[-1].get("module", "")).split(".")[0] in _IO_PACKAGES:
+            return True
+    return False
+
+
+def where_it_hangs(evidence: HangEvidence, suite: Path) -> str:
+    """The grader's own line the main thread is stuck under, as ``file:line (function)``."""
+    for thread in evidence.stacks or []:
+        if not thread.get("main"):
+            continue
+        frames = thread.get("frames") or []
+        own = [f for f in frames if _is_within(Path(str(f.get("file", ""))), suite)]
+        frame = (own or frames or [None])[-1]
+        if frame is not None:
+            shown = Path(str(frame["file"]))
+            if own:  # as the pack names it: graders/<suite>/<file>
+                shown = shown.resolve().relative_to(suite.resolve().parent.parent)
+            return f"{shown}:{frame['line']} ({frame['function']})"
+    return "an unknown place: the suite did not say where it was"
+
+
+def _is_within(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 class _SuiteRun:
     """The grader suite under pytest, in a child process started before the stack is up.
 
@@ -407,7 +633,7 @@ class _SuiteRun:
     def __init__(self, pack: Pack, exercise: Exercise) -> None:
         self.suite = pack.grader_dir(exercise)
         self.timeout = exercise.grader.timeout
-        self.scratch = Path(tempfile.mkdtemp(prefix="bb-grade-"))
+        self.scratch = journal.new_scratch()
         self.results = self.scratch / "results.jsonl"
         self.output = self.scratch / "pytest.log"
         # An ini file of our own: the suite must not pick up whatever pytest settings lie
@@ -420,55 +646,193 @@ class _SuiteRun:
             "--bb-results", str(self.results),
             "-q", "--no-header", "-rN", "--tb=short", "-W", "ignore::DeprecationWarning",
         ]  # fmt: skip
-        env = {**os.environ, "BB_GRADE_CONTEXT": str(self.scratch / "context.json"),
-               "BB_GRADE_PARENT": str(os.getpid()), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+        env = suite_environment(os.environ, self.scratch)
         with self.output.open("wb") as log:
             self.process = subprocess.Popen(
                 command, cwd=self.scratch, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
 
-    def finish(self, context: dict[str, Any], deadline: float) -> list[CheckResult]:
-        """Hand the suite the stack's context, wait for it, and return its checks.
+    def finish(
+        self,
+        context: dict[str, Any],
+        deadline: float,
+        *,
+        activity: Callable[[], tuple[float, int] | None] = lambda: None,
+    ) -> SuiteOutcome:
+        """Hand the suite the stack's context, wait for it, and hold its results against the
+        checks it declared.
 
-        Raises:
-            ContentError: the suite is broken (no checks, collection errors, pytest misuse).
+        ``activity`` samples the app's counters, to judge a suite still running at the time
+        limit. A broken suite (no checks, collection errors, pytest misuse, a death before
+        every check reported, a hang of its own) comes back as the outcome's ContentError.
         """
         staged = self.scratch / "context.json.partial"
         staged.write_text(json.dumps(context), encoding="utf-8")
         staged.rename(self.scratch / "context.json")  # atomic: the plugin never reads half
-        timed_out = False
+        evidence: HangEvidence | None = None
+        code = self._wait(_time_left(deadline) - ACTIVITY_WINDOW)
+        if code is None:
+            before = activity()
+            code = self._wait(max(_time_left(deadline), 1.0))
+            if code is None:
+                after = activity()
+                stacks = self._ask_for_stacks(timeout=2.0)
+                self.stop()
+                evidence = HangEvidence(stacks, before, after, ACTIVITY_WINDOW)
+                code = self.process.returncode
+        return self._outcome(code, evidence)
+
+    def _wait(self, seconds: float) -> int | None:
+        if seconds <= 0:
+            return self.process.poll()
         try:
-            code = self.process.wait(timeout=max(_time_left(deadline), 1.0))
+            return self.process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            timed_out = True
-            self.stop()
-            code = self.process.returncode
-        checks = [
-            _check_from_record(json.loads(line))
-            for line in (self.results.read_text(encoding="utf-8").splitlines()
-                         if self.results.exists() else [])
-            if line.strip()
-        ]  # fmt: skip
-        if timed_out:
-            checks.append(_stage(
-                "time-limit", f"grading finishes within {self.timeout:g} s", Status.FAILED,
-                "Grading was stopped at its time limit; the checks after this point did not run.",
-                hint="A request that never returns (a deadlock, a lock held forever, an infinite "
-                "loop) stops the whole grade. Look for one.",
-            ))  # fmt: skip
-            return checks
-        if code in _BROKEN_SUITE:
+            return None
+
+    def _ask_for_stacks(self, timeout: float) -> list[dict[str, Any]] | None:
+        from bb.grader_plugin import STACK_REQUEST, STACKS
+
+        answer = self.scratch / STACKS
+        (self.scratch / STACK_REQUEST).touch()
+        limit = time.monotonic() + timeout
+        while time.monotonic() < limit and self.process.poll() is None:
+            if answer.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    return list(json.loads(answer.read_text(encoding="utf-8")))
+            time.sleep(0.05)
+        return None
+
+    def _records(self) -> list[dict[str, Any]]:
+        if not self.results.exists():
+            return []
+        records = []
+        for line in self.results.read_text(encoding="utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+    def _log_tail(self, lines: int = 25) -> str:
+        with contextlib.suppress(OSError):
             log = self.output.read_text(encoding="utf-8", errors="replace")
-            tail = "\n".join(log.splitlines()[-25:])
-            raise ContentError(
-                f"The grader suite {self.suite} {_BROKEN_SUITE[code]} "
-                f"(pytest exit {code}).\n{tail}",
-                hint="This is a course bug, not yours: run `bb dev check` on the pack.",
+            return "\n".join(log.splitlines()[-lines:])
+        return ""
+
+    def _broken(self, what: str) -> ContentError:
+        return ContentError(
+            f"The grader suite {self.suite} {what}.\n{self._log_tail()}".rstrip(),
+            hint="This is a course bug, not yours: run `bb dev check` on the pack.",
+        )
+
+    def _outcome(self, code: int | None, evidence: HangEvidence | None) -> SuiteOutcome:
+        records = self._records()
+        declared = next((r for r in records if r.get("kind") == "collected"), None)
+        results = {str(r.get("id")): r for r in records if r.get("kind") == "check"}
+        started = [str(r.get("id")) for r in records if r.get("kind") == "started"]
+        if declared is None:
+            if evidence is not None:
+                what = "did not finish collecting its checks within the time limit"
+            elif code in _BROKEN_SUITE:
+                what = f"{_BROKEN_SUITE[code]} (pytest exit {code})"
+            else:
+                what = f"ended before it collected its checks ({_ending(code)})"
+            return SuiteOutcome([], self._broken(what))
+        identities = [dict(c) for c in declared.get("checks") or []]
+        if not identities and code in (0, 1, 5):
+            return SuiteOutcome([], self._broken(_BROKEN_SUITE[5]))
+        running = next((i for i in reversed(started) if i not in results), None)
+        checks: list[CheckResult] = []
+        missing: list[str] = []
+        for identity in identities:
+            key = str(identity.get("id"))
+            if key in results:
+                checks.append(_check_from_record(results[key]))
+            else:
+                missing.append(str(identity.get("name")))
+                checks.append(self._unreported(identity, key == running, evidence))
+        for node in declared.get("deselected") or []:
+            name = str(node).rpartition("::")[2].removeprefix("test_")
+            missing.append(name)
+            checks.append(
+                _stage(name, name, Status.ERROR, "The grader deselected this check; it never ran.")
             )
-        if code not in (0, 1):
-            raise ContentError(f"The grader suite {self.suite} ended with pytest exit {code}.")
-        return checks
+        if evidence is not None:
+            return SuiteOutcome(checks, self._judge_hang(evidence, running, identities, checks))
+        if code in _BROKEN_SUITE:
+            return SuiteOutcome(checks, self._broken(f"{_BROKEN_SUITE[code]} (pytest exit {code})"))
+        if missing or code not in (0, 1):
+            return SuiteOutcome(
+                checks,
+                self._broken(
+                    f"stopped before every check reported ({_ending(code)}; no result from: "
+                    f"{', '.join(missing) or 'none'})"
+                ),
+            )
+        return SuiteOutcome(checks)
+
+    def _unreported(
+        self, identity: dict[str, Any], was_running: bool, evidence: HangEvidence | None
+    ) -> CheckResult:
+        name = str(identity.get("name"))
+        description = str(identity.get("description") or name)
+        if evidence is None:
+            return _stage(
+                name, description, Status.ERROR,
+                "The grader stopped before this check reported.",
+            )  # fmt: skip
+        if not was_running:
+            return _stage(
+                name, description, Status.SKIPPED,
+                "Not run: grading was stopped at its time limit before this check.",
+            )  # fmt: skip
+        if app_was_busy(evidence) or grader_waits_on_network(evidence):
+            return _stage(
+                name, description, Status.FAILED,
+                f"Grading was stopped at its time limit ({self.timeout:g} s) while this check "
+                "waited on your app.",
+                hint="A request that never returns (a deadlock, a lock held forever, an "
+                "infinite loop) stops the whole grade. Look for one.",
+            )  # fmt: skip
+        return _stage(
+            name, description, Status.ERROR,
+            f"This check hung at {where_it_hangs(evidence, self.suite)} while your app sat "
+            "idle: a bug in the grader, not in your code.",
+        )  # fmt: skip
+
+    def _judge_hang(
+        self,
+        evidence: HangEvidence,
+        running: str | None,
+        identities: list[dict[str, Any]],
+        checks: list[CheckResult],
+    ) -> BBError | None:
+        """None when the learner's app kept the suite waiting (the running check failed), a
+        ContentError when the suite hung on its own."""
+        learner = app_was_busy(evidence) or grader_waits_on_network(evidence)
+        if running is None:
+            # Between checks (a fixture's set-up or tear-down): say so as a check of its own.
+            checks.append(
+                _stage(
+                    "time-limit", f"grading finishes within {self.timeout:g} s",
+                    Status.FAILED if learner else Status.ERROR,
+                    "Grading was stopped at its time limit between checks.",
+                )
+            )  # fmt: skip
+        if learner:
+            return None
+        name = next(
+            (str(i.get("name")) for i in identities if str(i.get("id")) == running), "(between)"
+        )
+        return ContentError(
+            f"The grader suite {self.suite} hangs: the check `{name}` was still running at the "
+            f"grading time limit ({self.timeout:g} s) while the app was idle, at "
+            f"{where_it_hangs(evidence, self.suite)}.",
+            hint="This is a course bug, not yours: the check waits on something other than "
+            "your app. Run `bb dev check` on the pack.",
+        )
 
     def stop(self) -> None:
         """Kill pytest (and anything it started) if it still runs."""
@@ -480,6 +844,13 @@ class _SuiteRun:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _ending(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"pytest exit {code}"
 
 
 def _check_from_record(record: dict[str, Any]) -> CheckResult:
@@ -498,13 +869,15 @@ def _check_from_record(record: dict[str, Any]) -> CheckResult:
 def sweep_leftovers(engine: Engine) -> int:
     """Remove what killed grades left behind (containers, networks), and app images that are
     stale: untagged by a rebuild, or built from a workspace that no longer exists."""
+    journal.sweep_scratch()
     removed = engine.sweep()
     engine.prune_dangling(f"{APP_IMAGE}=1")
     for image_id, labels in engine.images_labelled(f"{APP_IMAGE}=1"):
         if not Path(labels.get(WORKSPACE, "/")).is_dir():
             engine.remove_image(image_id)
     for entry in journal.stale_entries():
-        entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            entry.unlink(missing_ok=True)
     return removed
 
 

@@ -16,7 +16,11 @@ exercise stays passed, and the store keeps the digest it passed on (``passed_dig
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
     from bb.pack import PackIdentity
 
 SCHEMA_VERSION = 2
+
+#: Free space a grade's record needs, with room to spare (a write-ahead log frame is 4 KiB).
+_MIN_FREE_BYTES = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exercises (
@@ -83,11 +90,10 @@ def _connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=10)
-    except (OSError, sqlite3.Error) as exc:
-        raise EnvironmentProblem(
-            f"bb cannot open its progress store at {path} ({exc}).",
-            hint="Check that the directory is writable, or point BB_HOME somewhere that is.",
-        ) from None
+    except OSError as exc:
+        raise _os_problem(path, exc) from None
+    except sqlite3.Error as exc:
+        raise _store_problem(path, exc) from None
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -99,11 +105,8 @@ def _connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
         if version < SCHEMA_VERSION:
             _upgrade(conn)
         yield conn
-    except sqlite3.DatabaseError as exc:
-        raise EnvironmentProblem(
-            f"bb's progress store at {path} cannot be read ({exc}).",
-            hint="Move the file aside to start afresh; bb will create a new one.",
-        ) from None
+    except sqlite3.Error as exc:
+        raise _store_problem(path, exc) from None
     finally:
         conn.close()
 
@@ -189,6 +192,106 @@ def _recorded_pack(workspace: Path) -> str | None:
         return location_key(read_record(workspace).pack)
     except (UserError, OSError, RuntimeError):
         return None
+
+
+def check_usable() -> None:
+    """Make sure a grade could be recorded now, before one is spent: the store opens, reads
+    whole, takes a write, and its disk has room.
+
+    Raises:
+        EnvironmentProblem: naming the real cause (permissions, a full disk, damage, a lock).
+    """
+    path = paths.progress_db()
+    with _connect(path) as conn:
+        check = conn.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise _damaged(path, str(check[0] if check else "no answer"))
+        # A write that changes nothing still needs the write lock and a writable file.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM attempts WHERE 0")
+        conn.rollback()
+    free = shutil.disk_usage(path.parent).free
+    if free < _MIN_FREE_BYTES:
+        raise _full(path)
+
+
+def _damaged(path: Path, detail: str) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"bb's progress store at {path} is damaged ({detail}).",
+        hint="Move the file aside to start afresh; bb will create a new one.",
+    )
+
+
+def _full(path: Path) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"The disk holding bb's progress store ({path.parent}) is full.",
+        hint="Free some space on that disk, or point BB_HOME at another one.",
+    )
+
+
+def _not_writable(path: Path, detail: str) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"bb cannot write its progress store at {path} ({detail}).",
+        hint=f"Make {path.parent} and the files in it writable by you (check their owner and "
+        "permissions, and that the disk is not mounted read-only), or point BB_HOME elsewhere.",
+    )
+
+
+_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _os_problem(path: Path, exc: OSError) -> EnvironmentProblem:
+    if exc.errno in _PERMISSION:
+        return _not_writable(path, exc.strerror or str(exc))
+    if exc.errno in _NO_SPACE:
+        return _full(path)
+    return EnvironmentProblem(
+        f"bb cannot open its progress store at {path} ({exc.strerror or exc}).",
+        hint="Check that BB_HOME names a directory on a working disk.",
+    )
+
+
+def _store_problem(path: Path, exc: sqlite3.Error) -> EnvironmentProblem:
+    """Say what is really wrong with the store: SQLite's error code, and for the codes that
+    hide an operating-system cause (cannot open, read-only, I/O), a probe of the disk."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return _damaged(path, str(exc))
+    if name.startswith("SQLITE_FULL"):
+        return _full(path)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return EnvironmentProblem(
+            f"bb's progress store at {path} is locked by another program ({exc}).",
+            hint="Wait for the other bb command to finish, then try again.",
+        )
+    cause = _probe_disk(path)
+    if cause is not None:
+        return _os_problem(path, cause)
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")):
+        return _not_writable(path, str(exc))
+    if path.is_dir():
+        return _damaged(path, "it is a directory, not a file")
+    return EnvironmentProblem(
+        f"bb cannot use its progress store at {path} ({exc}).",
+        hint="Check the disk holding it; if the file itself is damaged, move it aside and bb "
+        "will create a new one.",
+    )
+
+
+def _probe_disk(path: Path) -> OSError | None:
+    """The operating system's own answer to writing beside the store and to the store."""
+    try:
+        with tempfile.TemporaryFile(dir=path.parent) as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+        if path.is_file():
+            with path.open("r+b"):
+                pass
+    except OSError as exc:
+        return exc
+    return None
 
 
 def record_start(pack: PackIdentity, exercise: str, workspace: Path) -> None:

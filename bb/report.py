@@ -64,6 +64,9 @@ class GradeReport:
     duration: float
     #: Seconds spent in each stage (build, services, migrate, app, checks, teardown).
     timings: dict[str, float]
+    #: False when the grade stopped before its verdict (the engine went away, the grader
+    #: broke): the checks are what it had found out so far.
+    complete: bool = True
     outcome: Outcome = Outcome.GRADED
     #: Why the run is not graded (with Outcome.NOT_GRADED).
     reason: str = ""
@@ -80,11 +83,14 @@ class GradeReport:
 
     @property
     def passed(self) -> bool:
+        """A complete grade in which every check reported a pass. A skipped check proved
+        nothing, and a check the grader declared but never reported is in ``checks`` as an
+        error, so neither is a pass."""
         return (
             self.outcome is Outcome.GRADED
+            and self.complete
             and bool(self.checks)
-            and all(c.status in (Status.PASSED, Status.SKIPPED) for c in self.checks)
-            and any(c.status is Status.PASSED for c in self.checks)
+            and all(c.status is Status.PASSED for c in self.checks)
         )
 
     def count(self, status: Status) -> int:
@@ -102,6 +108,7 @@ def to_json(report: GradeReport) -> dict[str, Any]:
         "passed": report.passed,
         "score": report.score,
         "max_score": report.max_score,
+        "complete": report.complete,
         "summary": {status.value: report.count(status) for status in Status},
         "duration_seconds": round(report.duration, 3),
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
@@ -175,6 +182,7 @@ def from_json(document: dict[str, Any]) -> GradeReport:
         timings=dict(document.get("timings") or {}),
         outcome=Outcome(document.get("outcome", Outcome.GRADED.value)),
         reason=str(document.get("reason") or ""),
+        complete=bool(document.get("complete", True)),
         provenance={k: document[k] for k in provenance_keys if k in document},
     )
 
@@ -240,11 +248,12 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
     counts = ", ".join(
         f"{report.count(s)} {s.value}" for s in Status if report.count(s) or s is Status.PASSED
     )
-    verdict = (
-        ("All checks passed.", "bold green")
-        if report.passed
-        else ("Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
-    )
+    if not report.complete:
+        verdict = ("Grading stopped before its verdict: the error below says why.", "bold red")
+    elif report.passed:
+        verdict = ("All checks passed.", "bold green")
+    else:
+        verdict = ("Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
     parts.append(Text.assemble("\n", verdict, f"\n{counts} in {report.duration:.1f} s"))
     return Group(*parts)
 

@@ -355,6 +355,26 @@ class Engine:
     def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
         self._client.api.kill(container_id, signal=signal)
 
+    def answers(self) -> bool:
+        """Whether the engine still answers (a grade's faults mean something else if not)."""
+        try:
+            return bool(self._client.ping())
+        except Exception:  # noqa: BLE001 - any failure to answer is the answer
+            return False
+
+    def activity(self, container_id: str) -> tuple[float, int] | None:
+        """The container's CPU seconds used and bytes sent so far, or None if unknown.
+
+        Bytes received are left out: an idle container still receives the network's chatter.
+        """
+        try:
+            stats = self._client.api.stats(container_id, stream=False, one_shot=True)
+            cpu = stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+            sent = sum(int(n.get("tx_bytes", 0)) for n in (stats.get("networks") or {}).values())
+        except Exception:  # noqa: BLE001 - no counters (engine gone, container ended)
+            return None
+        return float(cpu), sent
+
     def remove_grade(self, grade_id: str) -> None:
         """Remove every container and network of one grade. Never raises for what is gone."""
         self._remove(filters={"label": [f"{GRADE}={grade_id}"]})
@@ -378,11 +398,7 @@ class Engine:
             for c in api.containers(all=True, filters=owned)
         ]
         found += [(n["Name"], n.get("Labels") or {}) for n in api.networks(filters=owned)]
-        return [
-            str(name)
-            for name, labels in found
-            if not (orphans_only and _owner_alive(labels.get(OWNER, "")))
-        ]
+        return [str(name) for name, labels in found if not (orphans_only and not _orphan(labels))]
 
     def _remove(self, *, filters: dict[str, list[str]], only_orphans: bool = False) -> int:
         from docker.errors import DockerException, NotFound
@@ -390,7 +406,7 @@ class Engine:
         removed = 0
         api = self._client.api
         for info in api.containers(all=True, filters=filters):
-            if only_orphans and _owner_alive(info.get("Labels", {}).get(OWNER, "")):
+            if only_orphans and not _orphan(info.get("Labels") or {}):
                 continue
             try:
                 api.remove_container(info["Id"], force=True, v=True)
@@ -400,7 +416,7 @@ class Engine:
             except DockerException:
                 pass
         for info in api.networks(filters=filters):
-            if only_orphans and _owner_alive(info.get("Labels", {}).get(OWNER, "")):
+            if only_orphans and not _orphan(info.get("Labels") or {}):
                 continue
             try:
                 api.remove_network(info["Id"])
@@ -474,6 +490,14 @@ def _owner_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _orphan(labels: dict[str, str]) -> bool:
+    """Whether an object belongs to a grade whose bb process is gone. Objects of no grade are
+    not: a build's intermediate containers carry the image's labels, and the engine removes
+    them itself when the build ends or its client goes (sweeping them kills builds running in
+    other bb processes)."""
+    return GRADE in labels and not _owner_alive(labels.get(OWNER, ""))
+
+
 def _owner_alive(token: str) -> bool:
     """Whether the bb process that created an object may still run.
 
@@ -492,6 +516,16 @@ def _owner_alive(token: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def is_engine_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from talking to the engine (it went away, or answered an error),
+    as opposed to a fault of bb's own."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    return isinstance(exc, (DockerException, RequestException, Urllib3Error, ConnectionError))
 
 
 def _first_line(exc: BaseException) -> str:

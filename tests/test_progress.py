@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.conftest import MINI_PACK, ROOT
 BUILTIN = PackIdentity(where="builtin", id="core", title="Backend Bootcamp", digest="a" * 64)
 #: Another pack that calls itself core: it must never pass the built-in course.
 IMPOSTOR = PackIdentity(where="/tmp/fake", id="core", title="Backend Bootcamp", digest="b" * 64)
+from tests.helpers import fill_disk, read_only, small_disk
 
 
 def _report(passed: bool, exercise: str = "rest-crud") -> GradeReport:
@@ -130,9 +132,37 @@ def test_a_v1_store_is_migrated_by_what_each_project_says(tmp_path: Path) -> Non
 def test_a_damaged_store_is_reported_not_overwritten(isolated_home: Path) -> None:
     isolated_home.mkdir(parents=True)
     paths.progress_db().write_bytes(b"this is not a database" * 100)
-    with pytest.raises(EnvironmentProblem, match="cannot be read"):
+    with pytest.raises(EnvironmentProblem, match="is damaged") as raised:
         progress.load(BUILTIN)
+    assert "Move the file aside" in (raised.value.hint or "")
     assert paths.progress_db().read_bytes() == b"this is not a database" * 100
+    with pytest.raises(EnvironmentProblem, match="is damaged"):
+        progress.check_usable()
+
+
+def test_a_read_only_store_names_permissions_not_damage(isolated_home: Path) -> None:
+    progress.record_start(BUILTIN, "rest-crud", Path("/tmp/ws"))
+    with read_only(paths.progress_db(), isolated_home):
+        with pytest.raises(EnvironmentProblem, match="cannot write") as raised:
+            progress.load(BUILTIN)
+        assert "writable" in (raised.value.hint or "")
+        assert "aside" not in (raised.value.hint or "")
+        with pytest.raises(EnvironmentProblem, match="cannot write"):
+            progress.check_usable()
+
+
+def test_a_full_disk_is_named_before_a_grade_is_spent(tmp_path: Path, monkeypatch: Any) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        monkeypatch.setenv("BB_HOME", str(disk / "bb"))
+        progress.record_start(BUILTIN, "rest-crud", Path("/tmp/ws"))
+        progress.check_usable()  # room enough now
+        fill_disk(disk)
+        with pytest.raises(EnvironmentProblem, match="is full") as raised:
+            progress.check_usable()
+        assert "Free some space" in (raised.value.hint or "")
+        with pytest.raises(EnvironmentProblem, match="is full"):
+            for _ in range(50):  # until the store's own pages run out of room
+                progress.record_attempt("core", _report(passed=False))
 
 
 def test_a_newer_store_is_refused(isolated_home: Path) -> None:

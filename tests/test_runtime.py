@@ -91,3 +91,12 @@ def test_a_sweep_spares_containers_that_only_inherit_bb_labels(engine: Any) -> N
     finally:
         container.remove(force=True)
         client.close()
+
+
+def test_a_builds_containers_are_never_swept() -> None:
+    from bb.runtime import GRADE, MANAGED, OWNER, _orphan
+
+    # A build's intermediate container carries the image's labels, and no grade's.
+    assert not _orphan({MANAGED: "1", "io.bb.app": "1", "io.bb.workspace": "/ws"})
+    assert _orphan({MANAGED: "1", GRADE: "g", OWNER: f"{socket.gethostname()}:999999999"})
+    assert not _orphan({MANAGED: "1", GRADE: "g", OWNER: _owner_token()})
