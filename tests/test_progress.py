@@ -15,11 +15,11 @@ from bb.pack import PackIdentity, load_pack
 from bb.report import CheckResult, GradeReport, Status
 from bb.scaffold import Record, write_record
 from tests.conftest import MINI_PACK, ROOT
+from tests.helpers import fill_disk, read_only, small_disk
 
 BUILTIN = PackIdentity(where="builtin", id="core", title="Backend Bootcamp", digest="a" * 64)
 #: Another pack that calls itself core: it must never pass the built-in course.
 IMPOSTOR = PackIdentity(where="/tmp/fake", id="core", title="Backend Bootcamp", digest="b" * 64)
-from tests.helpers import fill_disk, read_only, small_disk
 
 
 def _report(passed: bool, exercise: str = "rest-crud") -> GradeReport:
