@@ -8,12 +8,13 @@ that file to appear. Each finished check is appended as one JSON line to ``--bb-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,18 @@ CONTEXT_ENV = "BB_GRADE_CONTEXT"
 PARENT_ENV = "BB_GRADE_PARENT"
 
 
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """How a one-off command in the app's image ended: its exit code and its output."""
+
+    exit_code: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
 class Stack:
     """The running containers of this grade, as graders may see and poke them."""
 
@@ -32,6 +45,7 @@ class Stack:
         self._context = context
         self.app_url: str = context["app_url"]
         self.seed: int = context["seed"]
+        self._runs = 0
 
     def _service(self, name: str) -> dict[str, Any]:
         try:
@@ -54,13 +68,72 @@ class Stack:
 
     def restart(self, name: str = "app") -> None:
         """Restart a container and block until it is ready again (its ports do not change)."""
+        service = self._service(name)
+        self._engine().restart(service["container"])
+        self._wait_ready(name, service, "After a restart")
+
+    def run(self, command: Sequence[str], *, timeout: float = 60.0) -> RunResult:
+        """Run ``command`` in a one-off container of the learner's app image, on this grade's
+        network, with the app's environment (as bb runs migrations), e.g.
+        ``stack.run(["alembic", "downgrade", "base"])``. Returns its exit code and output (the
+        last 2,000 lines); the container is removed afterwards.
+
+        Raises:
+            Failure: the command ran past ``timeout`` seconds (it is killed), or the stack has
+                no app image (its build failed).
+        """
+        from bb.runtime import ContainerSpec
+
+        image = self._context.get("app_image")
+        network = self._context.get("network")
+        if not image or not network:
+            raise Failure("This grade has no app image to run commands in.")
+        limits = self._context.get("app_limits") or {}
+        engine = self._engine()
+        self._runs += 1
+        container = engine.run(
+            ContainerSpec(
+                name=f"bb-{self._context['grade_id']}-run-{self._runs}",
+                image=image,
+                environment=dict(self._context.get("app_environment") or {}),
+                command=list(command),
+                memory=limits.get("memory", "512m"),
+                cpus=float(limits.get("cpus", 1.0)),
+                pids=int(limits.get("pids", 256)),
+            ),
+            network=network,
+            grade_id=self._context["grade_id"],
+        )
+        try:
+            code = engine.wait(container, timeout=timeout)
+            output = engine.logs(container, tail=2000)
+            if code is None:
+                raise Failure(
+                    f"`{' '.join(command)}` did not finish within {timeout:g} s.",
+                    actual=output[-2000:] or "(no output)",
+                )
+            return RunResult(exit_code=code, output=output)
+        finally:
+            engine.remove_container(container)
+
+    def stop(self, name: str = "app", *, timeout: int = 10) -> None:
+        """Stop a container (SIGTERM, then SIGKILL after ``timeout`` s), e.g. to see how the
+        app behaves while its database is down. :meth:`start` brings it back."""
+        self._engine().stop(self._service(name)["container"], timeout=timeout)
+
+    def start(self, name: str = "app") -> None:
+        """Start a stopped container again and block until it is ready (same ports)."""
+        service = self._service(name)
+        engine = self._engine()
+        engine.start(service["container"])
+        self._wait_ready(name, service, "After a start")
+
+    def _wait_ready(self, name: str, service: dict[str, Any], when: str) -> None:
         from bb.pack import Readiness
         from bb.probes import wait_ready
 
-        service = self._service(name)
         container = service["container"]
         engine = self._engine()
-        engine.restart(container)
         readiness = Readiness.model_validate(service["ready"])
         reason, _ = wait_ready(
             readiness,
@@ -70,7 +143,7 @@ class Stack:
         )
         if reason is not None:
             raise Failure(
-                f"After a restart, {name} did not become ready ({reason}).",
+                f"{when}, {name} did not become ready ({reason}).",
                 actual=engine.logs(container, tail=20),
             )
 
