@@ -58,9 +58,7 @@ def test_an_app_without_dockerfile_is_graded_and_stack_tools_work(
     # Only the learner's TODO fails: the image builds, and the stack tools work on a starter.
     assert statuses.pop("hello") == "failed"
     assert set(statuses.values()) == {"passed"}, starter["checks"]
-    assert "bb/python:" in next(c for c in starter["checks"] if c["name"] == "build")[
-        "description"
-    ]
+    assert "bb/python:" in next(c for c in starter["checks"] if c["name"] == "build")["description"]
 
     lay_solution(load_pack(MINI_PACK).exercise("tools"), workspace)
     solved = json.loads(run_bb("grade", "--json", cwd=workspace).stdout)
