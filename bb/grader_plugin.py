@@ -214,7 +214,8 @@ def http(app_url: str) -> Iterator[Any]:
 def db(stack: Stack) -> Iterator[Any]:
     import psycopg
 
-    with psycopg.connect(stack.dsn("db"), autocommit=True) as conn:
+    # Named, so that instrumentation (bb.grader_pg) can tell the grader's connections apart.
+    with psycopg.connect(stack.dsn("db"), autocommit=True, application_name="bb-grader") as conn:
         yield conn
 
 
