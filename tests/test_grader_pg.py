@@ -109,8 +109,8 @@ def test_plans_show_seq_scans_and_indexes(pg: Postgres, postgres: tuple[str, Any
         app.execute("DROP TABLE IF EXISTS planned")
         app.execute("CREATE TABLE planned (id int PRIMARY KEY, author int, title text)")
         app.execute("CREATE INDEX planned_author_idx ON planned (author)")
-    seeded = pg.insert_series("planned", 20_000,
-                              {"id": "i", "author": "i % 500", "title": "'post ' || i"})  # fmt: skip
+    columns = {"id": "i", "author": "i % 500", "title": "'post ' || i"}
+    seeded = pg.insert_series("planned", 20_000, columns)
     assert seeded == 20_000
     pg.analyze("planned")
     with app_connection(dsn) as app, pg.capture_plans() as captured:
@@ -150,10 +150,12 @@ def test_injected_faults_apply_inside_the_block_only(
     with app_connection(dsn) as app:
         app.execute("CREATE TABLE IF NOT EXISTS faulty (id int PRIMARY KEY, n int)")
         app.execute("TRUNCATE faulty")
-        with pg.injected_trigger("bb_grader_refuse", table="faulty", before="INSERT",
-                                 body="RAISE EXCEPTION 'injected'; RETURN NEW;"):  # fmt: skip
-            with pytest.raises(psycopg.errors.RaiseException, match="injected"):
-                app.execute("INSERT INTO faulty VALUES (1, 0)")
+        refuse = "RAISE EXCEPTION 'injected'; RETURN NEW;"
+        with (
+            pg.injected_trigger("bb_grader_refuse", table="faulty", before="INSERT", body=refuse),
+            pytest.raises(psycopg.errors.RaiseException, match="injected"),
+        ):
+            app.execute("INSERT INTO faulty VALUES (1, 0)")
         app.execute("INSERT INTO faulty VALUES (1, 0)")
         with pytest.raises(ValueError), injected_trigger(pg.conn, "x", table="faulty", body=""):
             pass
