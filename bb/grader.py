@@ -14,7 +14,50 @@ message is what the learner reads, so write it for them: what was expected, what
 
 Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_url``, ``http``
 (an ``httpx.Client`` on the app), ``db`` (a superuser psycopg connection to the exercise's
-Postgres, autocommit), ``rng`` (a ``random.Random`` seeded per grade).
+Postgres, autocommit, application_name ``bb-grader``), ``rng`` (a ``random.Random`` seeded per
+grade).
+
+The stack (``bb.grader_plugin.Stack``):
+    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;
+    ``stack.restart(name)``, ``stack.stop(name, timeout=10)``, ``stack.start(name)`` (restart
+    and start block until the container is ready again; ports never change);
+    ``stack.run(["alembic", "downgrade", "base"], timeout=60)`` → ``RunResult(exit_code,
+    output)``: a one-off container of the learner's app image, on the grade's network (it
+    reaches ``db``, ``app``), with the app's environment; removed afterwards.
+
+Vocabulary:
+    ``expect``, ``expect_status``, ``expect_problem``, ``json_body``, ``describe``, ``hint``,
+    ``wait_until``, ``burst`` (closed-loop: N requests at once, to provoke races).
+
+Load (``bb.grader_load``): ``open_loop(app_url, [(method, path, json)] or f(i), rate=200,
+    duration=5, count=None, timeout=5, max_in_flight=256)`` → ``LoadResult``: ``samples``
+    (scheduled, sent, finished, status, error), latency counted from each request's due time
+    (no coordinated omission), ``p50``/``p95``/``p99``/``percentile(q)``, ``statuses``,
+    ``errors`` (timeout, connect, connection, protocol, body-too-large, cancelled),
+    ``error_rate``, ``throughput``, ``summary()``. Bounded: 200,000 requests, 300 s of schedule;
+    each request ends at ``timeout``. One core sends a few thousand requests/s
+    (``benchmarks/load_bench.py``).
+
+Raw HTTP (``bb.grader_http``): ``raw_connection(app_url)`` → ``RawHTTP``: ``send(bytes)``,
+    ``send_slowly(bytes, chunk_size, delay)``, ``send_chunks(chunks, delay)``,
+    ``request(method, path, headers=, body=)``, ``read_response(timeout=)`` → ``RawResponse``
+    (version, status, reason, headers, body; Content-Length, chunked or until close),
+    ``closed_by_peer(timeout)``; ``open_connections(app_url, n)`` opens n before any sends;
+    ``build_request(...)``. Timeouts, early closes, oversized or malformed responses raise
+    ``RawHTTPError`` (a ``Failure``).
+
+Postgres (``bb.grader_pg``; ``Postgres`` and the functions also via ``bb.grader``):
+    ``with Postgres.of(stack) as pg:`` connects as the grader's own role, so its queries never
+    count as the app's. ``pg.count_statements()`` (pg_stat_statements, reset first; ``.calls``
+    without BEGIN/COMMIT/SET, ``.calls_matching(regex)``, ``.summary()``),
+    ``pg.capture_plans()`` (auto_explain JSON plans of the app's statements from the db log:
+    ``.plans``, ``.matching(regex)``, ``.seq_scans(table)``, ``.index_names()``; each
+    ``Plan`` has ``nodes()``, ``node_types()``, ``scans(table)``, ``index_names()``),
+    ``pg.app_connections()`` (pg_stat_activity), ``pg.injected_trigger(name, table=,
+    before="INSERT", body=)`` and ``slow_writes(conn, table, seconds)`` (faults, removed on
+    exit), ``pg.insert_series(table, n, {"col": "sql of i"})``, ``pg.copy_rows(table, cols,
+    rows)``, ``pg.analyze(table)``, ``pg.rows(sql)``/``pg.scalar(sql)`` (ground truth),
+    ``pg.ensure_extension(name)``, and ``expect_same_rows(answer, truth, what=, key=)``.
 """
 
 from __future__ import annotations
