@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 #: One request: method, path (joined to the base URL) and a JSON body (None for no body).
 RequestSpec = tuple[str, str, Any]
@@ -48,7 +48,7 @@ class Sample:
     finished: float
     status: int | None
     #: None, or what went wrong: timeout, connect, connection, protocol, body-too-large,
-    #: cancelled (still waiting when the run's time was up), or another httpx error's name.
+    #: cancelled (still waiting when the run's time was up).
     error: str | None
     detail: str = ""
     #: The response body (only with ``keep_bodies``; at most ``body_limit`` bytes).
@@ -225,6 +225,134 @@ def open_loop(
     )
 
 
+class _ProtocolError(Exception):
+    """The response was not HTTP/1.1 as this client reads it."""
+
+
+class _TooLarge(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class _Client:
+    """A lean HTTP/1.1 client on asyncio streams: keep-alive connections, Content-Length,
+    chunked and close-delimited bodies. An HTTP library costs ten times its CPU per request,
+    and here the generator's own CPU is what limits the rate it can keep."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], body_limit: int) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ValueError(f"open_loop speaks plain http to a host: not {base_url!r}")
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.head_start = f"Host: {parts.netloc}\r\nUser-Agent: bb-open-loop\r\n{extra}"
+        self.body_limit = body_limit
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    def encode(self, method: str, path: str, body: Any) -> bytes:
+        payload = b"" if body is None else json.dumps(body).encode()
+        typed = "Content-Type: application/json\r\n" if body is not None else ""
+        length = f"Content-Length: {len(payload)}\r\n" if payload or method in _BODY_METHODS else ""
+        return (
+            f"{method} {self.prefix}{path} HTTP/1.1\r\n{self.head_start}{typed}{length}\r\n"
+        ).encode("latin-1") + payload
+
+    async def send(self, method: str, request: bytes) -> tuple[int, bytes]:
+        """Send one request; its status and body. A kept-alive connection the server closed
+        meanwhile is replaced once, as long as no byte of an answer came back on it."""
+        for attempt in (0, 1):
+            reused = bool(self.idle)
+            reader, writer = self.idle.pop() if reused else await self._open()
+            try:
+                writer.write(request)
+                status, body, keep = await self._read(reader, method)
+            except asyncio.IncompleteReadError as exc:
+                writer.close()
+                if reused and not exc.partial and attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self.idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, body
+        raise AssertionError("unreachable")
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await asyncio.open_connection(self.host, self.port, limit=_MAX_HEAD)
+        except OSError as exc:
+            raise ConnectionRefusedError(str(exc)) from exc
+
+    async def _read(self, reader: asyncio.StreamReader, method: str) -> tuple[int, bytes, bool]:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise _ProtocolError("response head over 64 KiB") from None
+        lines = head[:-4].split(b"\r\n")
+        status_line = lines[0].split(b" ", 2)
+        if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
+            raise _ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        try:
+            status = int(status_line[1])
+        except ValueError:
+            raise _ProtocolError(f"bad status: {lines[0][:80]!r}") from None
+        fields: dict[bytes, bytes] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip()
+        keep = status_line[0] == b"HTTP/1.1" and fields.get(b"connection", b"").lower() != b"close"
+        if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
+            return status, b"", keep
+        if b"chunked" in fields.get(b"transfer-encoding", b"").lower():
+            return status, await self._chunked(reader, status), keep
+        if b"content-length" in fields:
+            try:
+                length = int(fields[b"content-length"])
+            except ValueError:
+                raise _ProtocolError("Content-Length is not a number") from None
+            if length > self.body_limit:
+                raise _TooLarge(status)
+            return status, await reader.readexactly(length), keep
+        body = b""
+        while chunk := await reader.read(65536):
+            body += chunk
+            if len(body) > self.body_limit:
+                raise _TooLarge(status)
+        return status, body, False
+
+    async def _chunked(self, reader: asyncio.StreamReader, status: int) -> bytes:
+        body = b""
+        while True:
+            line = await reader.readuntil(b"\r\n")
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _ProtocolError(f"bad chunk size {line[:40]!r}") from None
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailers
+                return body
+            if len(body) + size > self.body_limit:
+                raise _TooLarge(status)
+            body += await reader.readexactly(size)
+            if await reader.readexactly(2) != b"\r\n":
+                raise _ProtocolError("a chunk is not followed by CRLF")
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_MAX_HEAD = 64 * 1024
+
+
 async def _run(
     base_url: str,
     choose: Callable[[int], RequestSpec],
@@ -240,68 +368,61 @@ async def _run(
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(max_in_flight)
     samples: list[Sample | None] = [None] * planned
-    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-    # The client's own timeouts are a backstop; each request's whole life is bounded below.
-    client_timeout = httpx.Timeout(timeout, pool=None)
-    async with httpx.AsyncClient(
-        base_url=base_url, timeout=client_timeout, limits=limits
-    ) as client:
-        start = loop.time() + 0.005  # a little lead, so request 0 is not late by the set-up
+    client = _Client(base_url, headers, body_limit)
+    start = loop.time() + 0.005  # a little lead, so request 0 is not late by the set-up
 
-        async def one(index: int, due: float) -> None:
-            method, path, body = choose(index)
-            sent: float | None = None
-            status: int | None = None
-            error: str | None = None
-            detail = ""
-            kept = b""
-            try:
-                async with slots:
-                    sent = loop.time()
-                    async with asyncio.timeout(timeout):
-                        request = client.build_request(
-                            method, path, json=body, headers=headers or None
-                        )
-                        response = await client.send(request, stream=True)
-                        try:
-                            size = 0
-                            chunks = []
-                            async for chunk in response.aiter_bytes():
-                                size += len(chunk)
-                                if size > body_limit:
-                                    error, detail = "body-too-large", f"over {body_limit} bytes"
-                                    break
-                                if keep_bodies:
-                                    chunks.append(chunk)
-                            status = response.status_code
-                            kept = b"".join(chunks)
-                        finally:
-                            await response.aclose()
-            except TimeoutError:
-                error, detail = "timeout", f"no complete answer within {timeout:g} s"
-            except asyncio.CancelledError:
-                error, detail = "cancelled", "the run's time was up"
-            except httpx.HTTPError as exc:
-                error, detail = _kind(exc), f"{type(exc).__name__}: {exc}".rstrip(": ")
-            samples[index] = Sample(
-                index=index,
-                method=method,
-                path=path,
-                scheduled=due - start,
-                sent=None if sent is None else sent - start,
-                finished=loop.time() - start,
-                status=None if error is not None and error != "body-too-large" else status,
-                error=error,
-                detail=detail,
-                body=kept,
-            )
+    async def one(index: int, due: float) -> None:
+        method, path, body = choose(index)
+        sent: float | None = None
+        status: int | None = None
+        error: str | None = None
+        detail = ""
+        kept = b""
+        try:
+            request = client.encode(method, path, body)
+            async with slots:
+                sent = loop.time()
+                async with asyncio.timeout(timeout):
+                    status, answer = await client.send(method, request)
+                    if keep_bodies:
+                        kept = answer
+        except TimeoutError:
+            error, detail = "timeout", f"no complete answer within {timeout:g} s"
+        except asyncio.CancelledError:
+            error, detail = "cancelled", "the run's time was up"
+        except _TooLarge as too_large:
+            status = too_large.status
+            error, detail = "body-too-large", f"over {body_limit} bytes"
+        except _ProtocolError as exc:
+            error, detail = "protocol", str(exc)
+        except ConnectionRefusedError as exc:
+            error, detail = "connect", str(exc)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            error, detail = "connection", f"{type(exc).__name__}: {exc}"
+        samples[index] = Sample(
+            index=index,
+            method=method,
+            path=path,
+            scheduled=due - start,
+            sent=None if sent is None else sent - start,
+            finished=loop.time() - start,
+            status=status if error in (None, "body-too-large") else None,
+            error=error,
+            detail=detail,
+            body=kept,
+        )
 
-        tasks = []
+    tasks = []
+    try:
         for index in range(planned):
             due = start + index / rate
+            # The loop's timers wake up to a millisecond late (epoll counts in ms): sleep until
+            # just before the due time, then yield to the requests in flight until it comes.
             delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if delay > 0.0015:
+                await asyncio.sleep(delay - 0.001)
+            while loop.time() < due:
+                await asyncio.sleep(0)
             tasks.append(loop.create_task(one(index, due)))
         # Requests still waiting for a slot when the last one due has had its ``timeout`` are
         # cancelled: the run never outlasts its schedule by more than that.
@@ -311,19 +432,9 @@ async def _run(
             task.cancel()
         if pending:
             await asyncio.wait(pending)
-        end = loop.time()
+    finally:
+        client.close()
+    end = loop.time()
     done = tuple(s for s in samples if s is not None)
     last = max((s.finished for s in done), default=end - start)
     return LoadResult(samples=done, rate=rate, elapsed=max(last, 1e-9))
-
-
-def _kind(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return "connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "protocol"
-    if isinstance(exc, httpx.NetworkError):
-        return "connection"
-    return type(exc).__name__

@@ -62,12 +62,13 @@ def main() -> None:
         open_loop(url, [("GET", "/", None)], rate=500, count=200, timeout=5)  # warm-up
         rows = []
         for rate in (float(r) for r in args.rates.split(",")):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             result = open_loop(
                 url, [("GET", "/", None)], rate=rate, duration=args.duration, timeout=5,
                 max_in_flight=256,
             )  # fmt: skip
             wall = time.perf_counter() - began
+            cpu_per_request = (time.process_time() - cpu) / max(len(result.samples), 1)
             rows.append(
                 {
                     "rate": rate,
@@ -81,21 +82,26 @@ def main() -> None:
                     "latency_p99_ms": round(result.p99 * 1000, 3),
                     "errors": dict(result.errors),
                     "wall_s": round(wall, 2),
+                    # The generator's CPU per request: 1 / this is what one idle core can send.
+                    "cpu_us_per_request": round(cpu_per_request * 1e6, 1),
+                    "load_average": os.getloadavg()[0],
                 }
             )
     finally:
         server.kill()
         server.wait()
     header = ("rate/s", "sent", "answered", "thru/s", "lag p50", "lag p99", "lag max",
-              "lat p50", "lat p99", "errors")  # fmt: skip
+              "lat p50", "lat p99", "errors", "cpu/req", "loadavg")  # fmt: skip
     print(" ".join(f"{h:>9}" for h in header))
     for row in rows:
         print(
             f"{row['rate']:>9.0f} {row['sent']:>9} {row['answered']:>9} {row['throughput']:>9.0f}"
             f" {row['lag_p50_ms']:>8.3f}m {row['lag_p99_ms']:>8.3f}m {row['lag_max_ms']:>8.2f}m"
             f" {row['latency_p50_ms']:>8.2f}m {row['latency_p99_ms']:>8.2f}m"
-            f" {sum(row['errors'].values()):>9}"
+            f" {sum(row['errors'].values()):>9} {row['cpu_us_per_request']:>7.0f}µs"
+            f" {row['load_average']:>9.1f}"
         )
+    print("(other processes compete for the cores when the load average is above 2)")
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     out = results / f"load-{time.strftime('%Y%m%dT%H%M%S')}.json"
