@@ -20,7 +20,9 @@ grade).
 The stack (``bb.grader_plugin.Stack``):
     ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;
     ``stack.restart(name)``, ``stack.stop(name, timeout=10)``, ``stack.start(name)`` (restart
-    and start block until the container is ready again; ports never change);
+    and start block until the container is ready again; ports never change; a tmpfs-backed
+    database comes back empty), ``stack.pause(name)``/``stack.unpause(name)`` (frozen:
+    unreachable, data and connections kept);
     ``stack.run(["alembic", "downgrade", "base"], timeout=60)`` → ``RunResult(exit_code,
     output)``: a one-off container of the learner's app image, on the grade's network (it
     reaches ``db``, ``app``), with the app's environment; removed afterwards.

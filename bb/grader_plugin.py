@@ -118,8 +118,20 @@ class Stack:
 
     def stop(self, name: str = "app", *, timeout: int = 10) -> None:
         """Stop a container (SIGTERM, then SIGKILL after ``timeout`` s), e.g. to see how the
-        app behaves while its database is down. :meth:`start` brings it back."""
+        app behaves while its database is down. :meth:`start` brings it back.
+
+        A service whose data lives on tmpfs (the course's postgres) comes back empty, as after
+        :meth:`restart`; :meth:`pause` makes it unreachable and keeps its data.
+        """
         self._engine().stop(self._service(name)["container"], timeout=timeout)
+
+    def pause(self, name: str) -> None:
+        """Freeze a container: it accepts no work (connections hang) but keeps its memory,
+        data and connections; :meth:`unpause` resumes it where it was."""
+        self._engine().pause(self._service(name)["container"])
+
+    def unpause(self, name: str) -> None:
+        self._engine().unpause(self._service(name)["container"])
 
     def start(self, name: str = "app") -> None:
         """Start a stopped container again and block until it is ready (same ports)."""

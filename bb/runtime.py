@@ -258,6 +258,13 @@ class Engine:
     def start(self, container_id: str) -> None:
         self._client.api.start(container_id)
 
+    def pause(self, container_id: str) -> None:
+        """Freeze every process of the container (memory, tmpfs and connections are kept)."""
+        self._client.api.pause(container_id)
+
+    def unpause(self, container_id: str) -> None:
+        self._client.api.unpause(container_id)
+
     def remove_container(self, container_id: str) -> None:
         """Remove one container (running or not) and its anonymous volumes; gone is fine."""
         from docker.errors import DockerException

@@ -70,5 +70,6 @@ def test_an_app_without_dockerfile_is_graded_and_stack_tools_work(
         "run_has_the_app_environment_and_exit_code",
         "run_is_on_the_grade_network",
         "stop_then_start",
+        "pause_then_unpause",
     }
     assert all(c["status"] == "passed" for c in solved["checks"]), solved["checks"]
