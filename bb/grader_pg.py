@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import re
 import secrets
@@ -592,14 +593,28 @@ def expect_same_rows(
 
 
 def _comparable(value: Any) -> Any:
-    # JSON turns numerics and timestamps into floats and strings; compare them as text.
+    # JSON turns numerics into floats and timestamps into ISO strings: compare on that ground.
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float) or type(value).__name__ == "Decimal":
         return float(value)
     if isinstance(value, list | dict):
         return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, datetime.datetime):
+        return _instant(value)
+    if isinstance(value, str) and _ISO_INSTANT.match(value):
+        with contextlib.suppress(ValueError):
+            return _instant(datetime.datetime.fromisoformat(value))
     return str(value)
+
+
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _instant(moment: datetime.datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.UTC)
+    return moment.isoformat()
 
 
 def _show(row: Mapping[str, Any], names: Sequence[str]) -> str:

@@ -188,6 +188,18 @@ def test_copy_rows_and_ground_truth(pg: Postgres, postgres: tuple[str, Any]) -> 
     assert "id=2: {id: 2, name: 'renamed', score: 1.0} instead of" in caught.value.message
 
 
+def test_ground_truth_compares_as_json_would_carry_it() -> None:
+    import datetime
+    from decimal import Decimal
+
+    truth = [{"id": 1, "at": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+              "price": Decimal("9.50")}]  # fmt: skip
+    expect_same_rows([{"id": 1, "at": "2026-01-02T03:04:05Z", "price": 9.5}], truth,
+                     what="GET /x", key="id")  # fmt: skip
+    with pytest.raises(Failure, match="missing"):
+        expect_same_rows([], truth, what="GET /x")
+
+
 def test_plans_are_parsed_from_the_log_format() -> None:
     log = (
         "2026-01-01 00:00:00.000 UTC [42] app@app/learner-app LOG:  duration: 0.050 ms  plan:\n"
