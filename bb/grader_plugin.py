@@ -82,6 +82,7 @@ class Stack:
             Failure: the command ran past ``timeout`` seconds (it is killed), or the stack has
                 no app image (its build failed).
         """
+        from bb.errors import EnvironmentProblem
         from bb.runtime import ContainerSpec
 
         image = self._context.get("app_image")
@@ -91,19 +92,24 @@ class Stack:
         limits = self._context.get("app_limits") or {}
         engine = self._engine()
         self._runs += 1
-        container = engine.run(
-            ContainerSpec(
-                name=f"bb-{self._context['grade_id']}-run-{self._runs}",
-                image=image,
-                environment=dict(self._context.get("app_environment") or {}),
-                command=list(command),
-                memory=limits.get("memory", "512m"),
-                cpus=float(limits.get("cpus", 1.0)),
-                pids=int(limits.get("pids", 256)),
-            ),
-            network=network,
-            grade_id=self._context["grade_id"],
-        )
+        try:
+            container = engine.run(
+                ContainerSpec(
+                    name=f"bb-{self._context['grade_id']}-run-{self._runs}",
+                    image=image,
+                    environment=dict(self._context.get("app_environment") or {}),
+                    command=list(command),
+                    memory=limits.get("memory", "512m"),
+                    cpus=float(limits.get("cpus", 1.0)),
+                    pids=int(limits.get("pids", 256)),
+                ),
+                network=network,
+                grade_id=self._context["grade_id"],
+            )
+        except EnvironmentProblem as exc:
+            # Typically "executable file not found" in the learner's image: as a shell says it.
+            # (The created container goes with the grade's teardown.)
+            return RunResult(exit_code=127, output=exc.message)
         try:
             code = engine.wait(container, timeout=timeout)
             output = engine.logs(container, tail=2000)

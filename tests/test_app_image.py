@@ -71,5 +71,6 @@ def test_an_app_without_dockerfile_is_graded_and_stack_tools_work(
         "run_is_on_the_grade_network",
         "stop_then_start",
         "pause_then_unpause",
+        "a_missing_command_exits_127",
     }
     assert all(c["status"] == "passed" for c in solved["checks"]), solved["checks"]
