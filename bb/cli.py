@@ -692,8 +692,21 @@ def dev_check(
             "--grade/--no-grade", help="Grade each starter (must fail) and solution (must pass)."
         ),
     ] = True,
+    variant: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--variant",
+            "-w",
+            help="Grade only this wrong variant of the chosen exercise (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=8, help="Grades to run at once.")
+    ] = 2,
 ) -> int:
-    """Validate a pack; grade every exercise's starter (must fail) and solution (must pass)."""
+    """Validate a pack; grade every exercise's starter (must fail), solution (must pass) and
+    known-wrong variants (each must fail the checks it names)."""
 
     from bb.checker import check_exercise
     from bb.console import err, out
@@ -704,12 +717,22 @@ def dev_check(
         f"✓ {loaded.root}: manifests are valid ({len(loaded.exercises)} exercises)", markup=False
     )
     chosen = [loaded.exercise(e) for e in exercise] if exercise else list(loaded.exercises.values())
+    if variant and len(chosen) != 1:
+        raise UserError(
+            "--variant names a wrong variant of one exercise.",
+            hint="Choose that exercise with -e EXERCISE.",
+        )
     results = []
     with err.status("checking") as status:
         for item in chosen:
             results.append(
                 check_exercise(
-                    loaded, item, grade=grade_, on_progress=lambda m: status.update(_status_text(m))
+                    loaded,
+                    item,
+                    grade=grade_,
+                    variants=variant,
+                    jobs=jobs,
+                    on_progress=lambda m: status.update(_status_text(m)),
                 )
             )
     out.print(checker_summary(results))

@@ -14,9 +14,54 @@ message is what the learner reads, so write it for them: what was expected, what
 
 Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_url``, ``http``
 (an ``httpx.Client`` on the app), ``db`` (a superuser psycopg connection to the exercise's
-Postgres, autocommit), ``rng`` (a ``random.Random`` seeded per grade).
+Postgres, autocommit, application_name ``bb-grader``), ``rng`` (a ``random.Random`` seeded per
+grade).
 
-A learner's app may answer with a body of any size. ``http``, :func:`burst`,
+The stack (``bb.grader_plugin.Stack``):
+    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;
+    ``stack.restart(name)``, ``stack.stop(name, timeout=10)``, ``stack.start(name)`` (restart
+    and start block until the container is ready again; ports never change; a tmpfs-backed
+    database comes back empty), ``stack.pause(name)``/``stack.unpause(name)`` (frozen:
+    unreachable, data and connections kept);
+    ``stack.run(["alembic", "downgrade", "base"], timeout=60)`` → ``RunResult(exit_code,
+    output)``: a one-off container of the learner's app image, on the grade's network (it
+    reaches ``db``, ``app``), with the app's environment; removed afterwards.
+
+Vocabulary:
+    ``expect``, ``expect_status``, ``expect_problem``, ``json_body``, ``describe``, ``hint``,
+    ``wait_until``, ``burst`` (closed-loop: N requests at once, to provoke races).
+
+Load (``bb.grader_load``): ``open_loop(app_url, [(method, path, json)] or f(i), rate=200,
+    duration=5, count=None, timeout=5, max_in_flight=256)`` → ``LoadResult``: ``samples``
+    (scheduled, sent, finished, status, error), latency counted from each request's due time
+    (no coordinated omission), ``p50``/``p95``/``p99``/``percentile(q)``, ``statuses``,
+    ``errors`` (timeout, connect, connection, protocol, body-too-large, cancelled),
+    ``error_rate``, ``throughput``, ``summary()``. Bounded: 200,000 requests, 300 s of schedule;
+    each request ends at ``timeout``. One core sends a few thousand requests/s
+    (``benchmarks/load_bench.py``).
+
+Raw HTTP (``bb.grader_http``): ``raw_connection(app_url)`` → ``RawHTTP``: ``send(bytes)``,
+    ``send_slowly(bytes, chunk_size, delay)``, ``send_chunks(chunks, delay)``,
+    ``request(method, path, headers=, body=)``, ``read_response(timeout=)`` → ``RawResponse``
+    (version, status, reason, headers, body; Content-Length, chunked or until close),
+    ``closed_by_peer(timeout)``; ``open_connections(app_url, n)`` opens n before any sends;
+    ``build_request(...)``. Timeouts, early closes, oversized or malformed responses raise
+    ``RawHTTPError`` (a ``Failure``).
+
+Postgres (``bb.grader_pg``; ``Postgres`` and the functions also via ``bb.grader``):
+    ``with Postgres.of(stack) as pg:`` connects as the grader's own role, so its queries never
+    count as the app's. ``pg.count_statements()`` (pg_stat_statements, reset first; ``.calls``
+    without BEGIN/COMMIT/SET, ``.calls_matching(regex)``, ``.summary()``),
+    ``pg.capture_plans()`` (auto_explain JSON plans of the app's statements from the db log:
+    ``.plans``, ``.matching(regex)``, ``.seq_scans(table)``, ``.index_names()``; each
+    ``Plan`` has ``nodes()``, ``node_types()``, ``scans(table)``, ``index_names()``),
+    ``pg.app_connections()`` (pg_stat_activity), ``pg.injected_trigger(name, table=,
+    before="INSERT", body=)`` and ``slow_writes(conn, table, seconds)`` (faults, removed on
+    exit), ``pg.insert_series(table, n, {"col": "sql of i"})``, ``pg.copy_rows(table, cols,
+    rows)``, ``pg.analyze(table)``, ``pg.rows(sql)``/``pg.scalar(sql)`` (ground truth),
+    ``pg.ensure_extension(name)``, and ``expect_same_rows(answer, truth, what=, key=)``.
+
+Bodies: a learner's app may answer with a body of any size. ``http``, :func:`burst`,
 :func:`capped_client` and :func:`capped_session` (a ``requests.Session``, for libraries such as
 schemathesis) read at most :data:`MAX_BODY_BYTES` of one body; beyond that they stop reading
 and the check fails with :class:`BodyTooLarge`. Talk to the app through them only.
@@ -444,3 +489,47 @@ def wait_until(
         if time.monotonic() > deadline:
             raise Failure(f"Gave up after {timeout:g} s waiting for {what}.")
         time.sleep(interval)
+
+
+# Grader tools that live in modules of their own, re-exported here for one import line.
+from bb.grader_load import LoadResult, Sample, open_loop, percentile  # noqa: E402
+
+#: Names of tool modules also reachable from here, imported on first use: bb.grader_http
+#: builds on Failure above (an import here would be circular), psycopg is heavy.
+_LAZY = {
+    "bb.grader_http": frozenset(
+        {"RawHTTP", "RawHTTPError", "RawResponse", "build_request", "open_connections",
+         "raw_connection"}
+    ),
+    "bb.grader_pg": frozenset(
+        {"Postgres", "Plan", "expect_same_rows", "injected_trigger", "slow_writes",
+         "insert_series", "copy_rows"}
+    ),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    for module, names in _LAZY.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module 'bb.grader' has no attribute {name!r}")
+
+
+__all__ = [
+    "Failure",
+    "LoadResult",
+    "Outcome",
+    "Sample",
+    "burst",
+    "describe",
+    "expect",
+    "expect_problem",
+    "expect_status",
+    "hint",
+    "json_body",
+    "open_loop",
+    "percentile",
+    "wait_until",
+]

@@ -16,13 +16,14 @@ from one waiting on the learner's app.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -38,6 +39,18 @@ STACK_REQUEST = "stack-request"
 STACKS = "stacks.json"
 
 
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """How a one-off command in the app's image ended: its exit code and its output."""
+
+    exit_code: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
 class Stack:
     """The running containers of this grade, as graders may see and poke them."""
 
@@ -45,6 +58,7 @@ class Stack:
         self._context = context
         self.app_url: str = context["app_url"]
         self.seed: int = context["seed"]
+        self._runs = 0
 
     def _service(self, name: str) -> dict[str, Any]:
         try:
@@ -67,13 +81,90 @@ class Stack:
 
     def restart(self, name: str = "app") -> None:
         """Restart a container and block until it is ready again (its ports do not change)."""
+        service = self._service(name)
+        self._engine().restart(service["container"])
+        self._wait_ready(name, service, "After a restart")
+
+    def run(self, command: Sequence[str], *, timeout: float = 60.0) -> RunResult:
+        """Run ``command`` in a one-off container of the learner's app image, on this grade's
+        network, with the app's environment (as bb runs migrations), e.g.
+        ``stack.run(["alembic", "downgrade", "base"])``. Returns its exit code and output (the
+        last 2,000 lines); the container is removed afterwards.
+
+        Raises:
+            Failure: the command ran past ``timeout`` seconds (it is killed), or the stack has
+                no app image (its build failed).
+        """
+        from bb.errors import EnvironmentProblem
+        from bb.runtime import ContainerSpec
+
+        image = self._context.get("app_image")
+        network = self._context.get("network")
+        if not image or not network:
+            raise Failure("This grade has no app image to run commands in.")
+        limits = self._context.get("app_limits") or {}
+        engine = self._engine()
+        self._runs += 1
+        try:
+            container = engine.run(
+                ContainerSpec(
+                    name=f"bb-{self._context['grade_id']}-run-{self._runs}",
+                    image=image,
+                    environment=dict(self._context.get("app_environment") or {}),
+                    command=list(command),
+                    memory=limits.get("memory", "512m"),
+                    cpus=float(limits.get("cpus", 1.0)),
+                    pids=int(limits.get("pids", 256)),
+                ),
+                network=network,
+                grade_id=self._context["grade_id"],
+            )
+        except EnvironmentProblem as exc:
+            # Typically "executable file not found" in the learner's image: as a shell says it.
+            # (The created container goes with the grade's teardown.)
+            return RunResult(exit_code=127, output=exc.message)
+        try:
+            code = engine.wait(container, timeout=timeout)
+            output = engine.logs(container, tail=2000)
+            if code is None:
+                raise Failure(
+                    f"`{' '.join(command)}` did not finish within {timeout:g} s.",
+                    actual=output[-2000:] or "(no output)",
+                )
+            return RunResult(exit_code=code, output=output)
+        finally:
+            engine.remove_container(container)
+
+    def stop(self, name: str = "app", *, timeout: int = 10) -> None:
+        """Stop a container (SIGTERM, then SIGKILL after ``timeout`` s), e.g. to see how the
+        app behaves while its database is down. :meth:`start` brings it back.
+
+        A service whose data lives on tmpfs (the course's postgres) comes back empty, as after
+        :meth:`restart`; :meth:`pause` makes it unreachable and keeps its data.
+        """
+        self._engine().stop(self._service(name)["container"], timeout=timeout)
+
+    def pause(self, name: str) -> None:
+        """Freeze a container: it accepts no work (connections hang) but keeps its memory,
+        data and connections; :meth:`unpause` resumes it where it was."""
+        self._engine().pause(self._service(name)["container"])
+
+    def unpause(self, name: str) -> None:
+        self._engine().unpause(self._service(name)["container"])
+
+    def start(self, name: str = "app") -> None:
+        """Start a stopped container again and block until it is ready (same ports)."""
+        service = self._service(name)
+        engine = self._engine()
+        engine.start(service["container"])
+        self._wait_ready(name, service, "After a start")
+
+    def _wait_ready(self, name: str, service: dict[str, Any], when: str) -> None:
         from bb.pack import Readiness
         from bb.probes import wait_ready
 
-        service = self._service(name)
         container = service["container"]
         engine = self._engine()
-        engine.restart(container)
         readiness = Readiness.model_validate(service["ready"])
         reason, _ = wait_ready(
             readiness,
@@ -83,7 +174,7 @@ class Stack:
         )
         if reason is not None:
             raise Failure(
-                f"After a restart, {name} did not become ready ({reason}).",
+                f"{when}, {name} did not become ready ({reason}).",
                 actual=engine.logs(container, tail=20),
             )
 
@@ -220,7 +311,8 @@ def http(app_url: str) -> Iterator[Any]:
 def db(stack: Stack) -> Iterator[Any]:
     import psycopg
 
-    with psycopg.connect(stack.dsn("db"), autocommit=True) as conn:
+    # Named, so that instrumentation (bb.grader_pg) can tell the grader's connections apart.
+    with psycopg.connect(stack.dsn("db"), autocommit=True, application_name="bb-grader") as conn:
         yield conn
 
 

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -115,7 +116,10 @@ def grade_exercise(
         with _engine_faults(engine):
             suite = _SuiteRun(pack, exercise)
             stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
-                ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
+                (
+                    "build",
+                    lambda: _build_app(pack, exercise, engine, workspace, tag, deadline, say),
+                ),
                 (
                     "services",
                     lambda: _start_services(pack, exercise, engine, running, deadline, say),
@@ -148,6 +152,11 @@ def grade_exercise(
                 "blocked": blocked,
                 "app_url": f"http://127.0.0.1:{app['port']}" if app else "http://127.0.0.1:9",
                 "services": running.services,
+                # What a grader needs to run one-off commands in the app's image (stack.run).
+                "app_image": tag,
+                "network": running.network,
+                "app_environment": _app_environment(exercise),
+                "app_limits": exercise.app.limits.model_dump(mode="json"),
             }
             outcome = suite.finish(
                 context, deadline, activity=lambda: _app_activity(engine, running)
@@ -271,8 +280,10 @@ def _require_images(pack: Pack, exercise: Exercise, engine: Engine) -> None:
             f"The course images are not built yet ({', '.join(missing)}).",
             hint="Run `bb setup` once; after it, grading works offline.",
         )
-    for service in exercise.services.values():
-        ref = pack.image_ref(service.image)
+    refs = [pack.image_ref(service.image) for service in exercise.services.values()]
+    if exercise.app.image is not None:
+        refs.append(pack.image_ref(exercise.app.image))
+    for ref in refs:
         if not engine.has_image(ref):
             engine.pull(ref)
 
@@ -295,9 +306,33 @@ def _out_of_time(name: str, description: str) -> StageFailed:
     )
 
 
+def generated_dockerfile(image_ref: str, command: list[str]) -> str:
+    """The Dockerfile of an app declared as ``app.image`` + ``app.command``: the project's
+    files in /app of that image. Built like a project's own, so stages and caching match."""
+    return f"FROM {image_ref}\nWORKDIR /app\nCOPY . /app\nCMD {json.dumps(command)}\n"
+
+
 def _build_app(
-    engine: Engine, workspace: Path, tag: str, deadline: float, say: Progress
+    pack: Pack,
+    exercise: Exercise,
+    engine: Engine,
+    workspace: Path,
+    tag: str,
+    deadline: float,
+    say: Progress,
 ) -> CheckResult:
+    app = exercise.app
+    if app.image is not None and app.command is not None:
+        description = f"your app's image builds ({pack.image_ref(app.image)} + your files)"
+        say("building your app's image")
+        with tempfile.TemporaryDirectory(prefix="bb-dockerfile-") as scratch:
+            dockerfile = Path(scratch) / "Dockerfile"
+            dockerfile.write_text(
+                generated_dockerfile(pack.image_ref(app.image), app.command), encoding="utf-8"
+            )
+            return _finish_build(
+                engine, workspace, tag, deadline, description, dockerfile=dockerfile
+            )
     description = "your app's image builds from its Dockerfile"
     if not (workspace / "Dockerfile").is_file():
         raise StageFailed(
@@ -310,8 +345,20 @@ def _build_app(
             )
         )
     say("building your app's image")
+    return _finish_build(engine, workspace, tag, deadline, description)
+
+
+def _finish_build(
+    engine: Engine,
+    workspace: Path,
+    tag: str,
+    deadline: float,
+    description: str,
+    *,
+    dockerfile: Path | None = None,
+) -> CheckResult:
     labels = {MANAGED: "1", APP_IMAGE: "1", WORKSPACE: str(workspace.resolve())}
-    outcome = engine.build(workspace, tag, labels=labels, deadline=deadline)
+    outcome = engine.build(workspace, tag, labels=labels, deadline=deadline, dockerfile=dockerfile)
     if not outcome.ok:
         tail = "\n".join(outcome.log.splitlines()[-15:])
         raise StageFailed(

@@ -120,14 +120,31 @@ class Service(_Strict):
 
 
 class App(_Strict):
-    """The learner's application, built from the Dockerfile in the workspace."""
+    """The learner's application: built from the Dockerfile in the workspace, or, with
+    ``image`` and ``command``, the workspace's files run in that image (no Dockerfile)."""
 
     port: int = Field(default=8000, ge=1, le=65535)
+    image: str | None = Field(
+        default=None,
+        description="run the project's files in this image (a course image name or any "
+        "reference) instead of building its Dockerfile; needs command",
+    )
+    #: With ``image``: the command that starts the app, run in /app (the project's files).
+    command: list[str] | None = Field(default=None, min_length=1)
     environment: dict[str, str] = Field(default_factory=dict)
     #: A one-off command run in the app image before the app starts (migrations).
     migrate: list[str] | None = None
     ready: Readiness = Field(default_factory=lambda: Readiness(http=HttpProbe(path="/health")))
     limits: Limits = Field(default_factory=Limits)
+
+    @model_validator(mode="after")
+    def _image_with_command(self) -> App:
+        if (self.image is None) != (self.command is None):
+            raise ValueError(
+                "give image and command together (the project's files run in that image with "
+                "that command), or neither (the project's Dockerfile is built)"
+            )
+        return self
 
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
@@ -471,6 +488,21 @@ def _check_references(root: Path, course: Course, exercise: Exercise, manifest: 
                 f"{manifest}: services.{name}.image: {service.image!r} is not an image of "
                 "this course; name one from course.yaml's images, or a full reference."
             )
+    if exercise.app.image is not None and _unknown_course_image(exercise.app.image, course):
+        raise ContentError(
+            f"{manifest}: app.image: {exercise.app.image!r} is not an image of this course; "
+            "name one from course.yaml's images, or a full reference."
+        )
+
+
+def _unknown_course_image(image: str, course: Course) -> bool:
+    """A bare name (no tag, no registry) that is not one of the course's images: a typo."""
+    return (
+        bool(re.fullmatch(SLUG, image))
+        and ":" not in image
+        and "/" not in image
+        and image not in course.images
+    )
 
 
 def _check_links(root: Path) -> None:

@@ -175,8 +175,12 @@ class Engine:
         labels: dict[str, str] | None = None,
         on_line: Callable[[str], None] | None = None,
         deadline: float | None = None,
+        dockerfile: Path | None = None,
     ) -> BuildOutcome:
         """Build ``context``'s Dockerfile as ``tag``; the outcome carries the build log.
+
+        ``dockerfile`` (a file outside ``context``) replaces the context's own Dockerfile; the
+        engine does not copy it into the image.
 
         A build still running at ``deadline`` (a ``time.monotonic()`` value) is abandoned,
         which makes the engine cancel it. No single read waits longer than the time left, so a
@@ -206,6 +210,7 @@ class Engine:
                 forcerm=True,
                 decode=True,
                 labels=labels or {},
+                dockerfile=None if dockerfile is None else str(dockerfile),
                 timeout=None if deadline is None else max(deadline - time.monotonic(), 1.0),
             )
             for chunk in stream:
@@ -345,6 +350,23 @@ class Engine:
             pass  # what was read so far is still worth showing
         kept.flush()
         return kept.text()
+
+    def start(self, container_id: str) -> None:
+        self._client.api.start(container_id)
+
+    def pause(self, container_id: str) -> None:
+        """Freeze every process of the container (memory, tmpfs and connections are kept)."""
+        self._client.api.pause(container_id)
+
+    def unpause(self, container_id: str) -> None:
+        self._client.api.unpause(container_id)
+
+    def remove_container(self, container_id: str) -> None:
+        """Remove one container (running or not) and its anonymous volumes; gone is fine."""
+        from docker.errors import DockerException
+
+        with contextlib.suppress(DockerException):
+            self._client.api.remove_container(container_id, force=True, v=True)
 
     def restart(self, container_id: str, timeout: int = 10) -> None:
         self._client.api.restart(container_id, timeout=timeout)

@@ -170,6 +170,25 @@ def checker_summary(results: Sequence[ExerciseCheck]) -> Any:
         lines.append(
             Text.assemble((verdict[0] + " ", verdict[1]), (result.exercise, "bold"), detail)
         )
+        for variant in result.variants:
+            mark = ("✓", "green") if variant.ok else ("✗", "red")
+            caught = ", ".join(variant.caught_by) or "nothing"
+            lines.append(
+                Text.assemble(
+                    "    ",
+                    (mark[0] + " ", mark[1]),
+                    f"wrong variant {variant.name}: caught by {caught} "
+                    f"(expected {', '.join(variant.expected)}; {variant.report.duration:.1f} s)",
+                )
+            )
+            if not variant.ok:
+                # What the catching checks said, so the author sees why without regrading.
+                for check in variant.report.checks:
+                    if check.status.value in ("failed", "error"):
+                        lines.append(Text(f"        {check.name}: {check.message}", style="dim"))
+                        if check.log:
+                            tail = "\n".join(check.log.splitlines()[-5:])
+                            lines.append(Text(_indent(tail, 10), style="dim"))
         for problem in result.problems:
             lines.append(Text("    " + printable(problem), style="red"))
     ok = all(r.ok for r in results)
@@ -266,3 +285,7 @@ def class_summary(results: Sequence[StudentResult], out: Path) -> Any:
         table.add_row(Text(result.student), f"{report.score:g}/{report.max_score:g}", verdict)
     footer = Text.assemble("\nResults: ", (str(out), "bold"), " (grades.csv, report.html)")
     return Group(table, footer)
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.splitlines())

@@ -20,6 +20,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  # Here, not on the command line, so that graders can change them with ALTER SYSTEM and
+  # pg_reload_conf() (command-line settings would win over ALTER SYSTEM). auto_explain is
+  # loaded but silent until a grader sets auto_explain.log_min_duration.
+  cat >> "$PGDATA/postgresql.conf" <<'CONF'
+auto_explain.log_min_duration = -1
+auto_explain.log_format = json
+auto_explain.log_nested_statements = on
+log_line_prefix = '%m [%p] %q%u@%d/%a '
+CONF
   if [ "$db" != "postgres" ]; then
     as_postgres postgres --single -D "$PGDATA" -j postgres >/dev/null <<SQL
 CREATE DATABASE "$db" OWNER "$user";
@@ -32,5 +41,5 @@ exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDAT
   -c listen_addresses='*' \
   -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
   -c max_connections=200 \
-  -c shared_preload_libraries=pg_stat_statements \
+  -c shared_preload_libraries=pg_stat_statements,auto_explain \
   "$@"
