@@ -225,12 +225,12 @@ def _peak_rss_of(code: str) -> tuple[float, str]:
 def test_a_build_that_prints_without_end_keeps_a_bounded_tail(tmp_path: Path, engine: Any) -> None:
     from bb.runtime import BUILD_LOG_LINES
 
-    # 96 MiB of output: a million short lines, one 16 MiB line, a last word, then a failure.
+    # 136 MiB of output: 1.5 million short lines, one 16 MiB line, a last word, a failure.
     # (FROM the plain base image: containers built from bb's own images carry its labels.)
     (tmp_path / "Dockerfile").write_text(
         "FROM debian:bookworm-slim\n"
         "RUN yes 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'"
-        " | head -n 1000000; head -c 16777216 /dev/zero | tr '\\0' L; echo; echo the end; false\n"
+        " | head -n 1500000; head -c 16777216 /dev/zero | tr '\\0' L; echo; echo the end; false\n"
     )
     tag = "bb-test/build-flood:latest"
     try:
@@ -247,7 +247,9 @@ def test_a_build_that_prints_without_end_keeps_a_bounded_tail(tmp_path: Path, en
     assert len(lines) <= BUILD_LOG_LINES
     assert any(line.startswith("LLLL") and "more characters" in line for line in lines), log
     assert "the end" in log and "returned a non-zero code" in lines[-1]
-    assert peak < 120, f"bb's build reached {peak:.0f} MiB"
+    # Measured: 31 MiB, once 128 MiB on a machine under heavy load (the Docker SDK holds
+    # whatever the engine sends at once); bb before this limit: 271 MiB.
+    assert peak < 200, f"bb's build reached {peak:.0f} MiB"
 
 
 def _hostile_workspace(tmp_path: Path) -> Path:
