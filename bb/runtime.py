@@ -25,11 +25,27 @@ MANAGED = "io.bb.managed"
 GRADE = "io.bb.grade"
 OWNER = "io.bb.owner"
 
+#: Bridge driver option: give the host no address on the network's bridge.
+INHIBIT_HOST_ADDRESS = "com.docker.network.bridge.inhibit_ipv4"
+
 ENGINE_HINT = (
     "Start the Docker engine and try again: `sudo systemctl start docker` on Linux, or open "
     "Docker Desktop. Without one: `sudo apt-get install docker.io` (Debian/Ubuntu) then "
     "`sudo dockerd &`. If it runs elsewhere, set DOCKER_HOST."
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Confinement:
+    """What a container of untrusted code may not do, on top of its memory/CPU/pid limits:
+    run as root (a fixed numeric uid: a user *name* could map to 0 in the image's own
+    /etc/passwd), write outside small tmpfs mounts, hold any capability, or gain privileges
+    through setuid binaries."""
+
+    user: str = "65534:65534"
+    writable: tuple[str, ...] = ("/tmp",)
+    #: Size of each writable tmpfs; its pages count against the container's memory limit too.
+    tmpfs_size: str = "64m"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +62,10 @@ class ContainerSpec:
     memory: str = "512m"
     cpus: float = 1.0
     pids: int = 256
+    #: Locks the container down (for untrusted code); None runs it as its image says.
+    confinement: Confinement | None = None
+    #: Further networks the container joins before it starts (the relay's inner network).
+    also_on: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,12 +130,14 @@ class Engine:
         labels: dict[str, str] | None = None,
         on_line: Callable[[str], None] | None = None,
         deadline: float | None = None,
+        network_mode: str | None = None,
     ) -> BuildOutcome:
         """Build ``context``'s Dockerfile as ``tag``; the outcome carries the build log.
 
         A build still running at ``deadline`` (a ``time.monotonic()`` value) is abandoned,
         which makes the engine cancel it. No single read waits longer than the time left, so a
-        build that prints nothing (``RUN sleep 1000``) is stopped too.
+        build that prints nothing (``RUN sleep 1000``) is stopped too. ``network_mode="none"``
+        gives the build's RUN steps no network at all.
         """
         from docker.errors import DockerException
         from requests.exceptions import RequestException
@@ -132,6 +154,7 @@ class Engine:
                 forcerm=True,
                 decode=True,
                 labels=labels or {},
+                network_mode=network_mode,
                 timeout=None if deadline is None else max(deadline - time.monotonic(), 1.0),
             )
             for chunk in stream:
@@ -185,6 +208,23 @@ class Engine:
         network = self._client.networks.create(name, driver="bridge", labels=self.labels(grade_id))
         return str(network.id)
 
+    def create_internal_network(self, name: str, grade_id: str) -> str:
+        """A bridge network that reaches neither the internet nor this machine.
+
+        ``internal`` alone stops forwarding beyond the bridge, but the host keeps an address on
+        it (the gateway), so containers still reach every host service bound to 0.0.0.0 and,
+        through it, docker0's address too. Without an address on the host side the gateway
+        answers nobody: whatever is not on the bridge itself is unreachable.
+        """
+        network = self._client.networks.create(
+            name,
+            driver="bridge",
+            internal=True,
+            options={INHIBIT_HOST_ADDRESS: "true"},
+            labels=self.labels(grade_id),
+        )
+        return str(network.id)
+
     def run(self, spec: ContainerSpec, *, network: str, grade_id: str) -> str:
         """Start a container from ``spec`` on ``network``; return its id."""
         from docker.errors import DockerException
@@ -193,12 +233,13 @@ class Engine:
         try:
             host_config = api.create_host_config(
                 port_bindings={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.ports.items()},
-                tmpfs=dict.fromkeys(spec.tmpfs, "rw"),
+                tmpfs=_tmpfs_mounts(spec),
                 mem_limit=spec.memory,
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids,
                 network_mode=network,
                 init=False,
+                **_confinement_host_options(spec.confinement),
             )
             networking = api.create_networking_config(
                 {network: api.create_endpoint_config(aliases=list(spec.aliases))}
@@ -212,7 +253,10 @@ class Engine:
                 ports=[(c, "tcp") for c in spec.ports],
                 host_config=host_config,
                 networking_config=networking,
+                user=spec.confinement.user if spec.confinement is not None else None,
             )
+            for extra in spec.also_on:
+                api.connect_container_to_network(created["Id"], extra)
             api.start(created["Id"])
         except DockerException as exc:
             raise EnvironmentProblem(
@@ -310,6 +354,25 @@ class Engine:
             except DockerException:
                 pass
         return removed
+
+
+def _tmpfs_mounts(spec: ContainerSpec) -> dict[str, str]:
+    mounts = dict.fromkeys(spec.tmpfs, "rw")
+    if spec.confinement is not None:
+        for path in spec.confinement.writable:
+            # mode 1777: the confined uid owns nothing in the image, but may write here.
+            mounts.setdefault(path, f"rw,nosuid,nodev,size={spec.confinement.tmpfs_size},mode=1777")
+    return mounts
+
+
+def _confinement_host_options(confinement: Confinement | None) -> dict[str, Any]:
+    if confinement is None:
+        return {}
+    return {
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
 
 
 def free_port() -> int:
