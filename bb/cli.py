@@ -16,6 +16,8 @@ import typer
 
 from bb import __version__
 from bb.errors import BBError, ExitCode, UserError
+from bb.isolation import ENV as ISOLATION_ENV
+from bb.isolation import Isolation
 
 if TYPE_CHECKING:
     from bb.pack import Exercise, Pack
@@ -88,6 +90,19 @@ PackOption = Annotated[
 ]
 
 
+IsolationOption = Annotated[
+    Isolation,
+    typer.Option(
+        "--isolation",
+        envvar=ISOLATION_ENV,
+        case_sensitive=False,
+        help="How far the graded code is fenced in. standard: as its image says, with network. "
+        "strict (for strangers' code): no network out, no way to this machine, non-root, "
+        "read-only, no capabilities.",
+    ),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"bb {__version__}")
@@ -149,7 +164,7 @@ def setup(
     """Check the Docker engine and build the course images (once; then grading is offline)."""
     from bb.console import err
     from bb.grading import sweep_leftovers
-    from bb.images import build_course_images
+    from bb.images import build_course_images, build_relay_image
     from bb.runtime import Engine
 
     loaded = _load(pack)
@@ -169,6 +184,9 @@ def setup(
 
         results = build_course_images(
             loaded, engine, ca_bundle=ca_bundle, rebuild=rebuild, on_image=on_image, on_line=on_line
+        )
+        results.append(
+            build_relay_image(engine, rebuild=rebuild, on_image=on_image, on_line=on_line)
         )
     for image in results:
         err.print(f"✓ {image.name}: {image.tag} {'built' if image.built else 'already there'}")
@@ -253,6 +271,7 @@ def grade(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show details of passed checks too.")
     ] = False,
+    isolation: IsolationOption = Isolation.STANDARD,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
     from bb import paths, progress
@@ -268,7 +287,9 @@ def grade(
             hint="cd into a project made by `bb start` (or pass --dir PATH).",
         )
     with err.status("grading") as status:
-        course_id, report = grade_workspace(workspace, on_progress=lambda m: status.update(m))
+        course_id, report = grade_workspace(
+            workspace, on_progress=lambda m: status.update(m), isolation=isolation
+        )
     progress.record_attempt(course_id, report)
     if as_json:
         import json
