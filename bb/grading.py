@@ -25,9 +25,10 @@ from typing import Any
 
 from bb import journal
 from bb.errors import ContentError, EnvironmentProblem
+from bb.isolation import Isolation
 from bb.pack import Exercise, Pack, Readiness
 from bb.report import CheckResult, GradeReport, Status
-from bb.runtime import MANAGED, ContainerSpec, Engine, free_port
+from bb.runtime import MANAGED, Confinement, ContainerSpec, Engine, free_port
 
 Progress = Callable[[str], None]
 
@@ -59,6 +60,10 @@ class _Running:
     grade_id: str
     network: str = ""
     services: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    isolation: Isolation = Isolation.STANDARD
+    #: Under strict isolation: the host port on 127.0.0.1 the relay forwards to each container
+    #: (by alias: the services' names and "app").
+    relayed: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def app_image_tag(exercise: Exercise, workspace: Path) -> str:
@@ -75,11 +80,13 @@ def grade_exercise(
     engine: Engine,
     on_progress: Progress | None = None,
     keep_image: bool = True,
+    isolation: Isolation = Isolation.STANDARD,
 ) -> GradeReport:
     """Grade ``workspace`` as an attempt at ``exercise``.
 
     Args:
         keep_image: keep the app's image afterwards (its layers make the next build fast).
+        isolation: how far the graded code is fenced in (see :class:`bb.isolation.Isolation`).
 
     Raises:
         EnvironmentProblem: an image is missing or Docker failed.
@@ -91,8 +98,10 @@ def grade_exercise(
     timings: dict[str, float] = {}
     checks: list[CheckResult] = []
     _require_images(pack, exercise, engine)
+    if isolation is Isolation.STRICT:
+        _require_relay(engine)
 
-    running = _Running(grade_id=secrets.token_hex(4))
+    running = _Running(grade_id=secrets.token_hex(4), isolation=isolation)
     blocked: str | None = None
     tag = app_image_tag(exercise, workspace)
     entry = journal.open_entry(running.grade_id)
@@ -100,7 +109,10 @@ def grade_exercise(
     try:
         suite = _SuiteRun(pack, exercise)
         stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
-            ("build", lambda: _build_app(engine, workspace, tag, deadline, say)),
+            (
+                "build",
+                lambda: _build_app(engine, workspace, tag, deadline, say, exercise, isolation),
+            ),
             ("services", lambda: _start_services(pack, exercise, engine, running, deadline, say)),
             ("migrate", lambda: _migrate(exercise, engine, running, tag, deadline, say)),
             ("app", lambda: _start_app(exercise, engine, running, tag, deadline, say)),
@@ -144,6 +156,7 @@ def grade_exercise(
         checks=tuple(checks),
         duration=time.monotonic() - started,
         timings=timings,
+        isolation=isolation.value,
     )
 
 
@@ -180,7 +193,13 @@ def _out_of_time(name: str, description: str) -> StageFailed:
 
 
 def _build_app(
-    engine: Engine, workspace: Path, tag: str, deadline: float, say: Progress
+    engine: Engine,
+    workspace: Path,
+    tag: str,
+    deadline: float,
+    say: Progress,
+    exercise: Exercise,
+    isolation: Isolation,
 ) -> CheckResult:
     description = "your app's image builds from its Dockerfile"
     if not (workspace / "Dockerfile").is_file():
@@ -195,17 +214,18 @@ def _build_app(
         )
     say("building your app's image")
     labels = {MANAGED: "1", APP_IMAGE: "1", WORKSPACE: str(workspace.resolve())}
-    outcome = engine.build(workspace, tag, labels=labels, deadline=deadline)
+    offline = isolation is Isolation.STRICT and not exercise.app.build_network
+    outcome = engine.build(
+        workspace, tag, labels=labels, deadline=deadline, network_mode="none" if offline else None
+    )
     if not outcome.ok:
         tail = "\n".join(outcome.log.splitlines()[-15:])
+        hint = "Read the build log above; the last lines say what broke."
+        if offline:
+            hint += " Under strict isolation the build has no network: install nothing in it."
         raise StageFailed(
             _stage(
-                "build",
-                description,
-                Status.FAILED,
-                "`docker build` failed.",
-                log=tail,
-                hint="Read the build log above; the last lines say what broke.",
+                "build", description, Status.FAILED, "`docker build` failed.", log=tail, hint=hint
             )
         )
     return _stage("build", description, Status.PASSED)
@@ -230,14 +250,14 @@ def _start_services(
     say: Progress,
 ) -> CheckResult | None:
     running.network = f"bb-{running.grade_id}"
-    engine.create_network(running.network, running.grade_id)
+    _open_networks(exercise, engine, running)
     if not exercise.services:
         return None
     description = f"services start ({', '.join(exercise.services)})"
     say(f"starting {', '.join(exercise.services)}")
     started: list[tuple[str, str, int]] = []
     for name, service in exercise.services.items():
-        port = free_port()
+        ports, port = _publish(running, name, service.port)
         container = engine.run(
             ContainerSpec(
                 name=f"bb-{running.grade_id}-{name}",
@@ -245,7 +265,7 @@ def _start_services(
                 environment=service.environment,
                 command=service.command,
                 aliases=(name,),
-                ports={service.port: port},
+                ports=ports,
                 tmpfs=tuple(service.tmpfs),
                 memory=service.limits.memory,
                 cpus=service.limits.cpus,
@@ -305,6 +325,7 @@ def _migrate(
             memory=exercise.app.limits.memory,
             cpus=exercise.app.limits.cpus,
             pids=exercise.app.limits.pids,
+            confinement=_confinement(running),
         ),
         network=running.network,
         grade_id=running.grade_id,
@@ -335,17 +356,18 @@ def _start_app(
     app = exercise.app
     description = f"your app starts and answers ({describe(app.ready)})"
     say("starting your app")
-    port = free_port()
+    ports, port = _publish(running, "app", app.port)
     container = engine.run(
         ContainerSpec(
             name=f"bb-{running.grade_id}-app",
             image=tag,
             environment=_app_environment(exercise),
             aliases=("app",),
-            ports={app.port: port},
+            ports=ports,
             memory=app.limits.memory,
             cpus=app.limits.cpus,
             pids=app.limits.pids,
+            confinement=_confinement(running),
         ),
         network=running.network,
         grade_id=running.grade_id,
@@ -375,6 +397,76 @@ def _start_app(
             )
         )
     return _stage("app", description, Status.PASSED)
+
+
+# -- strict isolation ----------------------------------------------------------------------
+
+#: The relay listens on these ports inside its container, one per forwarded container.
+_RELAY_FIRST_PORT = 40000
+
+
+def _require_relay(engine: Engine) -> None:
+    from bb.images import relay_image_tag
+
+    if not engine.has_image(relay_image_tag()):
+        raise EnvironmentProblem(
+            f"Strict isolation needs bb's relay image ({relay_image_tag()}), which is not "
+            "built yet.",
+            hint="Run `bb setup` once; after it, grading works offline.",
+        )
+
+
+def _open_networks(exercise: Exercise, engine: Engine, running: _Running) -> None:
+    """Create the grade's network. Under strict isolation it is internal, and a relay
+    container, the only one also on an ordinary bridge, publishes the app's and the services'
+    ports on 127.0.0.1 (the host has no address on the internal network, so a port published
+    there would lead nowhere)."""
+    if running.isolation is not Isolation.STRICT:
+        engine.create_network(running.network, running.grade_id)
+        return
+    from bb.images import relay_image_tag
+
+    engine.create_internal_network(running.network, running.grade_id)
+    edge = f"{running.network}-edge"
+    engine.create_network(edge, running.grade_id)
+    targets = {name: service.port for name, service in exercise.services.items()}
+    targets["app"] = exercise.app.port
+    forwards, published = [], {}
+    for offset, (alias, port) in enumerate(targets.items()):
+        listen = _RELAY_FIRST_PORT + offset
+        forwards.append(f"{listen}={alias}:{port}")
+        published[listen] = running.relayed[alias] = free_port()
+    engine.run(
+        ContainerSpec(
+            name=f"bb-{running.grade_id}-relay",
+            image=relay_image_tag(),
+            environment={},
+            command=forwards,
+            ports=published,
+            # One process per open connection: the graders' bursts open a hundred at once.
+            memory="256m",
+            cpus=1.0,
+            pids=1024,
+            confinement=Confinement(writable=()),
+            also_on=(running.network,),
+        ),
+        network=edge,
+        grade_id=running.grade_id,
+    )
+
+
+def _publish(running: _Running, alias: str, container_port: int) -> tuple[dict[int, int], int]:
+    """How a container's port reaches the host: the ports to publish on the container itself,
+    and the host port the graders use (the relay's, under strict isolation)."""
+    if running.isolation is Isolation.STRICT:
+        return {}, running.relayed[alias]
+    port = free_port()
+    return {container_port: port}, port
+
+
+def _confinement(running: _Running) -> Confinement | None:
+    """The lock-down of the learner's own containers (app, migrations)."""
+    return Confinement() if running.isolation is Isolation.STRICT else None
 
 
 class _SuiteRun:
@@ -489,7 +581,10 @@ def sweep_leftovers(engine: Engine) -> int:
 
 
 def grade_workspace(
-    workspace: Path, *, on_progress: Progress | None = None
+    workspace: Path,
+    *,
+    on_progress: Progress | None = None,
+    isolation: Isolation = Isolation.STANDARD,
 ) -> tuple[str, GradeReport]:
     """Grade the project in ``workspace``, found through its record file.
 
@@ -514,5 +609,7 @@ def grade_workspace(
     exercise = pack.exercise(record.exercise)
     engine = Engine.connect()
     sweep_leftovers(engine)
-    report = grade_exercise(pack, exercise, workspace, engine=engine, on_progress=on_progress)
+    report = grade_exercise(
+        pack, exercise, workspace, engine=engine, on_progress=on_progress, isolation=isolation
+    )
     return pack.course.id, report

@@ -92,6 +92,9 @@ class App(_Strict):
     migrate: list[str] | None = None
     ready: Readiness = Field(default_factory=lambda: Readiness(http=HttpProbe(path="/health")))
     limits: Limits = Field(default_factory=Limits)
+    #: Under strict isolation the build gets no network, unless the exercise needs it (a
+    #: Dockerfile that installs packages itself). The app never gets one.
+    build_network: bool = False
 
 
 class Grader(_Strict):

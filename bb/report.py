@@ -40,6 +40,8 @@ class GradeReport:
     duration: float
     #: Seconds spent in each stage (build, services, migrate, app, checks, teardown).
     timings: dict[str, float]
+    #: The isolation level the graded code ran under (bb.isolation.Isolation's values).
+    isolation: str = "standard"
 
     @property
     def passed(self) -> bool:
@@ -60,6 +62,7 @@ def to_json(report: GradeReport) -> dict[str, Any]:
         "exercise": report.exercise,
         "title": report.title,
         "passed": report.passed,
+        "isolation": report.isolation,
         "summary": {status.value: report.count(status) for status in Status},
         "duration_seconds": round(report.duration, 3),
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
@@ -132,8 +135,17 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
         if report.passed
         else ("Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
     )
-    parts.append(Text.assemble("\n", verdict, f"\n{counts} in {report.duration:.1f} s"))
+    parts.append(
+        Text.assemble(
+            "\n", verdict, f"\n{counts} in {report.duration:.1f} s", _isolation_note(report)
+        )
+    )
     return Group(*parts)
+
+
+def _isolation_note(report: GradeReport) -> str:
+    # The default needs no mention; anything else changes what the app could do, so say it.
+    return "" if report.isolation == "standard" else f" ({report.isolation} isolation)"
 
 
 class _Indented:
