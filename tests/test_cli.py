@@ -146,3 +146,14 @@ def test_no_color_is_honoured_and_meaning_survives_without_colour(tmp_path: Path
     plain = run_bb("list", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert _colour_codes(plain.stdout) == []
     assert "… started" in plain.stdout  # the glyph and the word carry the meaning
+
+
+def test_an_unknown_isolation_level_is_a_usage_error(tmp_path: Path) -> None:
+    run_bb("start", "hello", "--pack", MINI_PACK, "--dir", tmp_path / "ws")
+    result = run_bb(
+        "grade", cwd=tmp_path / "ws", expect=ExitCode.USAGE, env={"BB_ISOLATION": "lax"}
+    )
+    assert "BB_ISOLATION" in result.stderr
+    assert "'standard', 'strict'" in result.stderr
+    flag = run_bb("grade", "--isolation", "none", cwd=tmp_path / "ws", expect=ExitCode.USAGE)
+    assert "--isolation" in flag.stderr

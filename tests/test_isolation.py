@@ -202,3 +202,16 @@ def test_rest_crud_solution_passes_under_strict(
     statuses = _statuses(document)
     assert set(statuses.values()) == {"passed"}, json.dumps(document["checks"], indent=1)
     assert {"services", "migrate", "app", "posts_survive_restart"} <= set(statuses)
+
+
+def test_strict_without_the_relay_image_says_to_run_setup(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bb import grading, images
+    from bb.errors import EnvironmentProblem
+
+    monkeypatch.setattr(images, "relay_image_tag", lambda: "bb/relay:never-built")
+    with pytest.raises(EnvironmentProblem) as raised:
+        grading._require_relay(engine)
+    assert "bb/relay:never-built" in raised.value.message
+    assert "bb setup" in (raised.value.hint or "")

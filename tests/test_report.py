@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 from rich.console import Console
@@ -88,3 +89,12 @@ def test_passed_checks_stay_short_unless_verbose() -> None:
     assert "detail" not in _text(report)
     assert "detail" in _text(report, verbose=True)
     assert "All checks passed." in _text(report)
+
+
+def test_the_isolation_level_is_in_the_document_and_named_when_not_the_default() -> None:
+    standard = _report(Status.PASSED)
+    assert to_json(standard)["isolation"] == "standard"
+    assert "isolation" not in _text(standard)
+    strict = dataclasses.replace(standard, isolation="strict")
+    assert to_json(strict)["isolation"] == "strict"
+    assert "1 passed in 1.5 s (strict isolation)" in _text(strict)
