@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bb.errors import ContentError
+from bb.isolation import Isolation
 from bb.pack import Exercise, Pack
 from bb.report import GradeReport
 
@@ -67,8 +68,10 @@ def check_exercise(
     *,
     grade: bool,
     on_progress: Callable[[str], None] | None = None,
+    isolation: Isolation = Isolation.STANDARD,
 ) -> ExerciseCheck:
-    """Check one exercise; with ``grade``, grade its starter and its solution on real containers.
+    """Check one exercise; with ``grade``, grade its starter and its solution on real containers
+    (under ``isolation``: a pack meant for class grading should pass under strict).
 
     Raises:
         EnvironmentProblem: Docker or the course images are missing (only with ``grade``).
@@ -99,6 +102,7 @@ def check_exercise(
                 workspace,
                 engine=engine,
                 keep_image=False,
+                isolation=isolation,
                 on_progress=functools.partial(_prefixed, say, f"{exercise.id} ({variant})"),
             )
     finally:

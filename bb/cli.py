@@ -363,6 +363,7 @@ def dev_check(
             "--grade/--no-grade", help="Grade each starter (must fail) and solution (must pass)."
         ),
     ] = True,
+    isolation: IsolationOption = Isolation.STANDARD,
 ) -> int:
     """Validate a pack; grade every exercise's starter (must fail) and solution (must pass)."""
     from bb.checker import check_exercise
@@ -376,7 +377,13 @@ def dev_check(
     with err.status("checking") as status:
         for item in chosen:
             results.append(
-                check_exercise(loaded, item, grade=grade_, on_progress=lambda m: status.update(m))
+                check_exercise(
+                    loaded,
+                    item,
+                    grade=grade_,
+                    on_progress=lambda m: status.update(m),
+                    isolation=isolation,
+                )
             )
     out.print(checker_summary(results))
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.CONTENT

@@ -215,3 +215,8 @@ def test_strict_without_the_relay_image_says_to_run_setup(
         grading._require_relay(engine)
     assert "bb/relay:never-built" in raised.value.message
     assert "bb setup" in (raised.value.hint or "")
+
+
+def test_dev_check_proves_a_pack_under_strict(relay: Any, no_leftovers: Any) -> None:
+    result = run_bb("dev", "check", "--pack", MINI_PACK, "-e", "hello", "--isolation", "strict")
+    assert "✓ hello" in result.stdout
