@@ -270,6 +270,7 @@ def _start_services(
                 memory=service.limits.memory,
                 cpus=service.limits.cpus,
                 pids=service.limits.pids,
+                outside_names=_outside_names(running),
             ),
             network=running.network,
             grade_id=running.grade_id,
@@ -326,6 +327,7 @@ def _migrate(
             cpus=exercise.app.limits.cpus,
             pids=exercise.app.limits.pids,
             confinement=_confinement(running),
+            outside_names=_outside_names(running),
         ),
         network=running.network,
         grade_id=running.grade_id,
@@ -368,6 +370,7 @@ def _start_app(
             cpus=app.limits.cpus,
             pids=app.limits.pids,
             confinement=_confinement(running),
+            outside_names=_outside_names(running),
         ),
         network=running.network,
         grade_id=running.grade_id,
@@ -449,6 +452,9 @@ def _open_networks(exercise: Exercise, engine: Engine, running: _Running) -> Non
             pids=1024,
             confinement=Confinement(writable=()),
             also_on=(running.network,),
+            # The relay looks its targets up per connection; while one is down (a restart, a
+            # crash) the name is unknown, and must not be asked of the world.
+            outside_names=False,
         ),
         network=edge,
         grade_id=running.grade_id,
@@ -462,6 +468,12 @@ def _publish(running: _Running, alias: str, container_port: int) -> tuple[dict[i
         return {}, running.relayed[alias]
     port = free_port()
     return {container_port: port}, port
+
+
+def _outside_names(running: _Running) -> bool:
+    """Whether names outside the grade resolve: not under strict isolation, where no lookup
+    may leave (a DNS query is a way out too)."""
+    return running.isolation is not Isolation.STRICT
 
 
 def _confinement(running: _Running) -> Confinement | None:

@@ -66,6 +66,10 @@ class ContainerSpec:
     confinement: Confinement | None = None
     #: Further networks the container joins before it starts (the relay's inner network).
     also_on: tuple[str, ...] = ()
+    #: False: only the names of containers on its networks resolve. Any other lookup fails
+    #: within a second and is sent nowhere (Docker's resolver would otherwise forward it to
+    #: this machine's DNS servers, from the container's own network namespace).
+    outside_names: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +244,7 @@ class Engine:
                 network_mode=network,
                 init=False,
                 **_confinement_host_options(spec.confinement),
+                **_dns_host_options(spec.outside_names),
             )
             networking = api.create_networking_config(
                 {network: api.create_endpoint_config(aliases=list(spec.aliases))}
@@ -373,6 +378,14 @@ def _confinement_host_options(confinement: Confinement | None) -> dict[str, Any]
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
     }
+
+
+def _dns_host_options(outside_names: bool) -> dict[str, Any]:
+    if outside_names:
+        return {}
+    # Docker's embedded resolver still answers for the containers of the networks; what it
+    # would forward goes to the container's own loopback, where nothing answers.
+    return {"dns": ["127.0.0.1"], "dns_opt": ["timeout:1", "attempts:1"], "dns_search": ["."]}
 
 
 def free_port() -> int:
