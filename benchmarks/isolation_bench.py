@@ -5,7 +5,14 @@
 Grades the exercise's reference solution in one workspace (one cold grade first, not counted,
 so every counted build is a cache hit), then alternates standard and strict warm grades, so a
 change in the machine's load hits both levels alike. Reports the median of the whole grade and
-of each stage per level, and strict's overhead. Writes a JSON summary to benchmarks/results/.
+of each stage per level, and strict's overhead.
+
+Then the relay alone: one small HTTP server published directly (standard), one behind the
+relay on an internal network (strict), requests alternated between them, on new connections
+(each one a relay fork) and on one kept-alive connection. Whole grades on a busy machine
+vary by more than the relay costs; this shows its cost per request.
+
+Writes a JSON summary to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -60,6 +67,77 @@ def _run_grade(
     return time.perf_counter() - began, done
 
 
+def relay_overhead(engine: object, image: str, requests: int) -> dict[str, float]:
+    """Median seconds per GET, direct and through the relay, new and kept-alive connections."""
+    import secrets
+
+    import httpx
+
+    from bb.images import relay_image_tag
+    from bb.pack import HttpProbe, Readiness
+    from bb.probes import wait_ready
+    from bb.runtime import ContainerSpec, Engine, free_port
+
+    assert isinstance(engine, Engine)
+    grade_id = secrets.token_hex(4)
+    serve = [
+        "python", "-c",
+        "import http.server as h; h.SimpleHTTPRequestHandler.protocol_version = 'HTTP/1.1'; "
+        "h.ThreadingHTTPServer(('0.0.0.0', 8000), h.SimpleHTTPRequestHandler).serve_forever()",
+    ]  # fmt: skip
+    direct, relayed = free_port(), free_port()
+    try:
+        engine.create_network(f"bb-{grade_id}", grade_id)
+        engine.create_internal_network(f"bb-{grade_id}-in", grade_id)
+        engine.create_network(f"bb-{grade_id}-edge", grade_id)
+        engine.run(
+            ContainerSpec(f"bb-{grade_id}-direct", image, {}, serve, ports={8000: direct}),
+            network=f"bb-{grade_id}",
+            grade_id=grade_id,
+        )
+        engine.run(
+            ContainerSpec(f"bb-{grade_id}-app", image, {}, serve, aliases=("app",)),
+            network=f"bb-{grade_id}-in",
+            grade_id=grade_id,
+        )
+        engine.run(
+            ContainerSpec(
+                f"bb-{grade_id}-relay", relay_image_tag(), {}, ["40000=app:8000"],
+                ports={40000: relayed}, also_on=(f"bb-{grade_id}-in",), outside_names=False,
+            ),
+            network=f"bb-{grade_id}-edge",
+            grade_id=grade_id,
+        )  # fmt: skip
+        ready = Readiness(http=HttpProbe(path="/"))
+        for port in (direct, relayed):
+            reason, _ = wait_ready(
+                ready, port, exited=lambda: False, deadline=time.monotonic() + 60
+            )
+            assert reason is None, reason
+        samples: dict[str, list[float]] = {
+            f"{route}/{kind}": [] for route in ("direct", "relay") for kind in ("new", "kept")
+        }
+        clients = {
+            port: httpx.Client(base_url=f"http://127.0.0.1:{port}") for port in (direct, relayed)
+        }
+        try:
+            for _ in range(requests // 10):
+                for route, port in (("direct", direct), ("relay", relayed)):
+                    for _ in range(10):
+                        began = time.perf_counter()
+                        httpx.get(f"http://127.0.0.1:{port}/", headers={"Connection": "close"})
+                        samples[f"{route}/new"].append(time.perf_counter() - began)
+                        began = time.perf_counter()
+                        clients[port].get("/")
+                        samples[f"{route}/kept"].append(time.perf_counter() - began)
+        finally:
+            for client in clients.values():
+                client.close()
+        return {name: statistics.median(values) for name, values in samples.items()}
+    finally:
+        engine.remove_grade(grade_id)
+
+
 def _load() -> float:
     return os.getloadavg()[0]
 
@@ -68,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exercise", default="rest-crud")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=200, help="per route, relay benchmark")
     args = parser.parse_args()
 
     from bb.grading import app_image_tag
@@ -106,6 +185,7 @@ def main() -> None:
     finally:
         engine.remove_image(app_image_tag(exercise, workspace))
         shutil.rmtree(scratch, ignore_errors=True)
+    per_request = relay_overhead(engine, pack.image_tag("python"), args.requests)
 
     median = {level: statistics.median(totals[level]) for level in LEVELS}
     stage_median = {
@@ -122,6 +202,7 @@ def main() -> None:
         "samples": {level: [round(x, 3) for x in v] for level, v in totals.items()},
         "load_average_1m": [round(x, 2) for x in loads],
         "failed_grades_retried": failures,
+        "per_request_median_ms": {k: round(v * 1000, 3) for k, v in per_request.items()},
         "cpus": os.cpu_count(),
     }
     results = ROOT / "benchmarks" / "results"
@@ -134,6 +215,10 @@ def main() -> None:
         else:
             row = (stage_median["standard"][stage], stage_median["strict"][stage])
         print(f"{stage:<20}{row[0]:>10.2f}{row[1]:>10.2f}")
+    print(f"\n{'one GET (median ms)':<20}{'direct':>10}{'relay':>10}")
+    for kind, label in (("new", "new connection"), ("kept", "kept-alive")):
+        row = (per_request[f"direct/{kind}"] * 1000, per_request[f"relay/{kind}"] * 1000)
+        print(f"{label:<20}{row[0]:>10.2f}{row[1]:>10.2f}")
     print(f"strict overhead: {overhead:+.1%} (load average during the run: "
           f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs)")  # fmt: skip
 
