@@ -225,7 +225,12 @@ def _build_app(
             hint += " Under strict isolation the build has no network: install nothing in it."
         raise StageFailed(
             _stage(
-                "build", description, Status.FAILED, "`docker build` failed.", log=tail, hint=hint
+                "build",
+                description,
+                Status.FAILED,
+                "`docker build` failed.",
+                log=tail,
+                hint=hint,
             )
         )
     return _stage("build", description, Status.PASSED)
