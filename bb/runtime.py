@@ -25,6 +25,11 @@ MANAGED = "io.bb.managed"
 GRADE = "io.bb.grade"
 OWNER = "io.bb.owner"
 
+#: What grades create carries both labels. Containers inherit their image's labels, so the
+#: containers of a build's RUN steps, or a learner's own `docker run` of an app image, carry
+#: MANAGED alone, belong to no grade, and are never swept.
+_GRADE_OBJECTS = [MANAGED, GRADE]
+
 #: Bridge driver option: give the host no address on the network's bridge.
 INHIBIT_HOST_ADDRESS = "com.docker.network.bridge.inhibit_ipv4"
 
@@ -314,7 +319,7 @@ class Engine:
 
     def sweep(self) -> int:
         """Remove what grades whose process is gone left behind; return how many objects."""
-        return self._remove(filters={"label": [MANAGED]}, only_orphans=True)
+        return self._remove(filters={"label": _GRADE_OBJECTS}, only_orphans=True)
 
     def managed_objects(self, *, orphans_only: bool = False) -> list[str]:
         """Names of bb's containers and networks on the engine; with ``orphans_only``, just
@@ -322,10 +327,11 @@ class Engine:
         api = self._client.api
         found = [
             (c["Names"][0].lstrip("/"), c.get("Labels") or {})
-            for c in api.containers(all=True, filters={"label": MANAGED})
+            for c in api.containers(all=True, filters={"label": _GRADE_OBJECTS})
         ]
         found += [
-            (n["Name"], n.get("Labels") or {}) for n in api.networks(filters={"label": [MANAGED]})
+            (n["Name"], n.get("Labels") or {})
+            for n in api.networks(filters={"label": _GRADE_OBJECTS})
         ]
         return [
             str(name)

@@ -220,3 +220,40 @@ def test_strict_without_the_relay_image_says_to_run_setup(
 def test_dev_check_proves_a_pack_under_strict(relay: Any, no_leftovers: Any) -> None:
     result = run_bb("dev", "check", "--pack", MINI_PACK, "-e", "hello", "--isolation", "strict")
     assert "✓ hello" in result.stdout
+
+
+def test_a_build_that_needs_the_network_fails_under_strict_and_says_why(
+    tmp_path: Path, listener: HostListener, relay: Any, no_leftovers: Any
+) -> None:
+    workspace = tmp_path / "hello"
+    run_bb("start", "hello", "--pack", MINI_PACK, "--dir", workspace)
+    dockerfile = workspace / "Dockerfile"
+    reach = f"import socket; socket.create_connection(({_docker0_address()!r}, {listener.port}))"
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY", f'RUN python -c "{reach}"\nCOPY', 1)
+    )
+    document = _grade(workspace, "--isolation", "strict", expect=ExitCode.CHECKS_FAILED)
+    build = next(check for check in document["checks"] if check["name"] == "build")
+    assert build["status"] == "failed"
+    assert "Network is unreachable" in build["log"]
+    assert "no network" in build["hint"]
+    assert listener.accepted == 0
+
+
+def test_containers_of_bb_images_that_no_grade_started_are_not_swept(relay: Any) -> None:
+    """A build's RUN steps run in containers of the course images, whose labels they inherit;
+    a concurrent bb command's sweep must not kill them (nor a learner's own `docker run`)."""
+    import docker
+
+    from bb.images import relay_image_tag
+
+    client = docker.from_env()
+    container = client.containers.create(relay_image_tag(), ["1=app:1"])
+    try:
+        assert "io.bb.managed" in (container.labels or {})  # inherited from the image
+        relay.sweep()
+        container.reload()  # raises NotFound if the sweep removed it
+        assert container.name not in relay.managed_objects()
+    finally:
+        container.remove(force=True)
+        client.close()
