@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bb.errors import ContentError, UserError
+from bb.isolation import Isolation
 from bb.pack import Exercise, Pack
 from bb.report import GradeReport
 
@@ -131,9 +132,11 @@ def check_exercise(
     variants: Sequence[str] | None = None,
     jobs: int = DEFAULT_JOBS,
     on_progress: Callable[[str], None] | None = None,
+    isolation: Isolation = Isolation.STANDARD,
 ) -> ExerciseCheck:
     """Check one exercise; with ``grade``, grade its starter, its solution and its wrong
-    variants on real containers, ``jobs`` grades at a time.
+    variants on real containers, ``jobs`` grades at a time, under ``isolation`` (a pack
+    meant for class grading should pass under strict).
 
     Args:
         variants: grade only these wrong variants (and neither starter nor solution).
@@ -168,7 +171,9 @@ def check_exercise(
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="bb-check") as pool:
             futures = {
-                job: pool.submit(_grade_one, pack, exercise, job, scratch / job, engine, locked_say)
+                job: pool.submit(
+                    _grade_one, pack, exercise, job, scratch / job, engine, locked_say, isolation
+                )
                 for job in jobs_to_run
             }
             reports = {job: future.result() for job, future in futures.items()}
@@ -238,6 +243,7 @@ def _grade_one(
     workspace: Path,
     engine: Engine,
     say: Callable[[str], None],
+    isolation: Isolation = Isolation.STANDARD,
 ) -> GradeReport:
     """Scaffold the starter, lay the solution (and a variant's files) over it, and grade it."""
     from bb.grading import grade_exercise
@@ -261,6 +267,7 @@ def _grade_one(
         workspace,
         engine=engine,
         keep_image=False,
+        isolation=isolation,
         on_progress=functools.partial(_prefixed, say, f"{exercise.id} ({label})"),
     )
 

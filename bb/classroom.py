@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bb.errors import BBError, ContentError, EnvironmentProblem, UserError
+from bb.isolation import Isolation
 from bb.pack import Exercise, Pack
 from bb.report import CheckResult, GradeReport, Outcome, Status, from_json, to_json
 from bb.results import Format, not_graded, render, write_atomically
@@ -232,7 +233,9 @@ class Job:
     out: Path
 
 
-def grade_job(pack: Pack, exercise: Exercise, job: Job) -> tuple[GradeReport, int]:
+def grade_job(
+    pack: Pack, exercise: Exercise, job: Job, *, isolation: Isolation = Isolation.STRICT
+) -> tuple[GradeReport, int]:
     """Grade one prepared submission, retrying infrastructure failures; write its files.
 
     Returns the report and how many attempts it took. Never raises for the learner's work;
@@ -261,6 +264,7 @@ def grade_job(pack: Pack, exercise: Exercise, job: Job) -> tuple[GradeReport, in
                     keep_image=False,
                     grade_id=grade_id,
                     app_log=job.out / "app.log",
+                    isolation=isolation,
                 )
             if _engine_hiccup(report) and attempts <= RETRIES:
                 report = None  # the engine broke the build, not the learner: again
@@ -357,6 +361,7 @@ def grade_class(
     jobs: int = 2,
     timeout: float | None = None,
     regrade: bool = False,
+    isolation: Isolation = Isolation.STRICT,
     on_event: Callable[[Event], None] | None = None,
     runner: Callable[[Job], tuple[GradeReport, int]] | None = None,
 ) -> list[StudentResult]:
@@ -364,6 +369,7 @@ def grade_class(
 
     Args:
         timeout: each grade's wall-clock limit [default: the exercise's].
+        isolation: strict by default: a class's code is strangers' code.
         runner: grades one prepared job (default: here, on this machine's engine); the
             distributed runner sends it to a worker instead.
     """
@@ -371,7 +377,7 @@ def grade_class(
     if timeout is not None:
         grader = exercise.grader.model_copy(update={"timeout": timeout})
         exercise = exercise.model_copy(update={"grader": grader})
-    grade_one = runner or (lambda job: grade_job(pack, exercise, job))
+    grade_one = runner or (lambda job: grade_job(pack, exercise, job, isolation=isolation))
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="bb-class-"))
     results: dict[str, StudentResult] = {}

@@ -19,6 +19,8 @@ import typer
 
 from bb import __version__
 from bb.errors import BBError, EnvironmentProblem, ExitCode, UserError
+from bb.isolation import ENV as ISOLATION_ENV
+from bb.isolation import Isolation
 
 if TYPE_CHECKING:
     from bb.pack import Exercise, Pack, PackIdentity
@@ -154,6 +156,19 @@ PackOption = Annotated[
 ]
 
 
+IsolationOption = Annotated[
+    Isolation,
+    typer.Option(
+        "--isolation",
+        envvar=ISOLATION_ENV,
+        case_sensitive=False,
+        help="How far the graded code is fenced in. standard: as its image says, with network. "
+        "strict (for strangers' code): no network out, no way to this machine, non-root, "
+        "read-only, no capabilities.",
+    ),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"bb {__version__}")
@@ -230,7 +245,7 @@ def setup(
 
     from bb.console import err
     from bb.grading import sweep_leftovers
-    from bb.images import build_course_images
+    from bb.images import build_course_images, build_relay_image
     from bb.runtime import Engine
 
     loaded = _load(pack)
@@ -245,6 +260,11 @@ def setup(
             rebuild=rebuild,
             on_image=progress.image,
             on_line=progress.line,
+        )
+        results.append(
+            build_relay_image(
+                engine, rebuild=rebuild, on_image=progress.image, on_line=progress.line
+            )
         )
     for image in results:
         err.print(
@@ -397,6 +417,7 @@ def grade(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show details of passed checks too.")
     ] = False,
+    isolation: IsolationOption = Isolation.STANDARD,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
     from bb import paths, progress
@@ -418,7 +439,9 @@ def grade(
     try:
         with err.status("grading") as status:
             graded_pack, report = grade_workspace(
-                workspace, on_progress=lambda m: status.update(_status_text(m))
+                workspace,
+                on_progress=lambda m: status.update(_status_text(m)),
+                isolation=isolation,
             )
     except BBError as exc:
         if exc.report is not None:  # what the grade found before it was stopped
@@ -704,6 +727,7 @@ def dev_check(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, max=8, help="Grades to run at once.")
     ] = 2,
+    isolation: IsolationOption = Isolation.STANDARD,
 ) -> int:
     """Validate a pack; grade every exercise's starter (must fail), solution (must pass) and
     known-wrong variants (each must fail the checks it names)."""
@@ -733,6 +757,7 @@ def dev_check(
                     variants=variant,
                     jobs=jobs,
                     on_progress=lambda m: status.update(_status_text(m)),
+                    isolation=isolation,
                 )
             )
     out.print(checker_summary(results))
@@ -779,6 +804,15 @@ def class_grade(
         ),
     ] = None,
     queue: Annotated[str, typer.Option(help="The workers' queue, with --broker.")] = "bb-grading",
+    isolation: Annotated[
+        Isolation,
+        typer.Option(
+            "--isolation",
+            case_sensitive=False,
+            help="How far each submission is fenced in (strict: strangers' code has no network "
+            "and no way to this machine).",
+        ),
+    ] = Isolation.STRICT,
 ) -> int:
     """Grade every submission in SUBMISSIONS, each in its own isolated stack."""
     import json
@@ -800,9 +834,13 @@ def class_grade(
     if broker is not None:
         from bb.cluster import CeleryRunner, make_app
 
-        runner = CeleryRunner(make_app(broker), loaded, chosen, queue=queue, timeout=timeout)
+        runner = CeleryRunner(
+            make_app(broker), loaded, chosen, queue=queue, timeout=timeout,
+            isolation=isolation.value,
+        )  # fmt: skip
     options: dict[str, Any] = {
         "out": out, "jobs": jobs, "timeout": timeout, "regrade": regrade, "runner": runner,
+        "isolation": isolation,
     }  # fmt: skip
     if as_json:
         results = grade_class(

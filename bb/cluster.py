@@ -110,6 +110,7 @@ def grade_task(payload: dict[str, Any]) -> dict[str, Any]:
     """Grade one submission sent by ``bb class grade --broker``; return its result document."""
     from bb.classroom import Job, grade_job
     from bb.grading import sweep_leftovers
+    from bb.isolation import Isolation
     from bb.pack import load_pack
     from bb.report import to_json
     from bb.runtime import Engine
@@ -125,7 +126,8 @@ def grade_task(payload: dict[str, Any]) -> dict[str, Any]:
         project = scratch / "project"
         _unpack(payload["project"], project)
         job = Job(payload["student"], payload["digest"], project, scratch / "out")
-        report, attempts = grade_job(pack, exercise, job)
+        isolation = Isolation(payload.get("isolation") or Isolation.STRICT)
+        report, attempts = grade_job(pack, exercise, job, isolation=isolation)
         log_file = job.out / "app.log"
         log = log_file.read_bytes()[-_APP_LOG_BYTES:] if log_file.is_file() else b""
         return {
@@ -182,6 +184,7 @@ class CeleryRunner:
     exercise: Exercise
     queue: str = DEFAULT_QUEUE
     timeout: float | None = None
+    isolation: str = "strict"
 
     def __post_init__(self) -> None:
         self._pack_archive = pack_archive(self.pack.root)
@@ -207,6 +210,7 @@ class CeleryRunner:
             "pack": self._pack_archive,
             "project": project,
             "timeout": self.timeout,
+            "isolation": self.isolation,
         }
         limit = (self.timeout or self.exercise.grader.timeout) * 4 + 600
         result = self.app.send_task(TASK, args=[payload], queue=self.queue)

@@ -25,9 +25,18 @@ from typing import Any
 
 from bb import __version__, journal
 from bb.errors import BBError, ContentError, EnvironmentProblem
+from bb.isolation import Isolation
 from bb.pack import Exercise, Pack, PackIdentity, Readiness
 from bb.report import CheckResult, GradeReport, Status, weighed
-from bb.runtime import ENGINE_HINT, MANAGED, ContainerSpec, Engine, free_port, is_engine_fault
+from bb.runtime import (
+    ENGINE_HINT,
+    MANAGED,
+    Confinement,
+    ContainerSpec,
+    Engine,
+    free_port,
+    is_engine_fault,
+)
 
 Progress = Callable[[str], None]
 
@@ -62,6 +71,10 @@ class _Running:
     grade_id: str
     network: str = ""
     services: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    isolation: Isolation = Isolation.STANDARD
+    #: Under strict isolation: the host port on 127.0.0.1 the relay forwards to each container
+    #: (by alias: the services' names and "app").
+    relayed: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def app_image_tag(exercise: Exercise, workspace: Path) -> str:
@@ -80,6 +93,7 @@ def grade_exercise(
     keep_image: bool = True,
     grade_id: str | None = None,
     app_log: Path | None = None,
+    isolation: Isolation = Isolation.STANDARD,
 ) -> GradeReport:
     """Grade ``workspace`` as an attempt at ``exercise``.
 
@@ -91,6 +105,7 @@ def grade_exercise(
         grade_id: the id every container and network of this grade is labelled with (a
             watchdog outside can remove them all by it); a fresh one by default.
         app_log: where to save the end of the app's log before teardown, if anywhere.
+        isolation: how far the graded code is fenced in (see :class:`bb.isolation.Isolation`).
 
     Raises:
         EnvironmentProblem: an image is missing, or Docker failed or went away mid-grade.
@@ -104,8 +119,10 @@ def grade_exercise(
     checks: list[CheckResult] = []
     with _engine_faults(engine):
         _require_images(pack, exercise, engine)
+        if isolation is Isolation.STRICT:
+            _require_relay(engine)
 
-    running = _Running(grade_id=grade_id or secrets.token_hex(4))
+    running = _Running(grade_id=grade_id or secrets.token_hex(4), isolation=isolation)
     blocked: str | None = None
     tag = app_image_tag(exercise, workspace)
     entry = journal.open_entry(running.grade_id)
@@ -118,7 +135,9 @@ def grade_exercise(
             stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
                 (
                     "build",
-                    lambda: _build_app(pack, exercise, engine, workspace, tag, deadline, say),
+                    lambda: _build_app(
+                        pack, exercise, engine, workspace, tag, deadline, say, isolation
+                    ),
                 ),
                 (
                     "services",
@@ -197,6 +216,7 @@ def grade_exercise(
         if fault is None
         else {"pack": pack.identity.to_json()},
         complete=fault is None,
+        isolation=isolation.value,
     )
     if fault is not None:
         fault.report = report
@@ -320,8 +340,11 @@ def _build_app(
     tag: str,
     deadline: float,
     say: Progress,
+    isolation: Isolation,
 ) -> CheckResult:
     app = exercise.app
+    # Under strict isolation a build reaches no network unless the pack allows it.
+    offline = isolation is Isolation.STRICT and not app.build_network
     if app.image is not None and app.command is not None:
         description = f"your app's image builds ({pack.image_ref(app.image)} + your files)"
         say("building your app's image")
@@ -331,7 +354,7 @@ def _build_app(
                 generated_dockerfile(pack.image_ref(app.image), app.command), encoding="utf-8"
             )
             return _finish_build(
-                engine, workspace, tag, deadline, description, dockerfile=dockerfile
+                engine, workspace, tag, deadline, description, offline, dockerfile=dockerfile
             )
     description = "your app's image builds from its Dockerfile"
     if not (workspace / "Dockerfile").is_file():
@@ -345,7 +368,7 @@ def _build_app(
             )
         )
     say("building your app's image")
-    return _finish_build(engine, workspace, tag, deadline, description)
+    return _finish_build(engine, workspace, tag, deadline, description, offline)
 
 
 def _finish_build(
@@ -354,13 +377,24 @@ def _finish_build(
     tag: str,
     deadline: float,
     description: str,
+    offline: bool,
     *,
     dockerfile: Path | None = None,
 ) -> CheckResult:
     labels = {MANAGED: "1", APP_IMAGE: "1", WORKSPACE: str(workspace.resolve())}
-    outcome = engine.build(workspace, tag, labels=labels, deadline=deadline, dockerfile=dockerfile)
+    outcome = engine.build(
+        workspace,
+        tag,
+        labels=labels,
+        deadline=deadline,
+        dockerfile=dockerfile,
+        network_mode="none" if offline else None,
+    )
     if not outcome.ok:
         tail = "\n".join(outcome.log.splitlines()[-15:])
+        hint = "Read the build log above; the last lines say what broke."
+        if offline:
+            hint += " Under strict isolation the build has no network: install nothing in it."
         raise StageFailed(
             _stage(
                 "build",
@@ -368,7 +402,7 @@ def _finish_build(
                 Status.FAILED,
                 "`docker build` failed.",
                 log=tail,
-                hint="Read the build log above; the last lines say what broke.",
+                hint=hint,
             )
         )
     return _stage("build", description, Status.PASSED)
@@ -393,14 +427,14 @@ def _start_services(
     say: Progress,
 ) -> CheckResult | None:
     running.network = f"bb-{running.grade_id}"
-    engine.create_network(running.network, running.grade_id)
+    _open_networks(exercise, engine, running)
     if not exercise.services:
         return None
     description = f"services start ({', '.join(exercise.services)})"
     say(f"starting {', '.join(exercise.services)}")
     started: list[tuple[str, str, int]] = []
     for name, service in exercise.services.items():
-        port = free_port()
+        ports, port = _publish(running, name, service.port)
         container = engine.run(
             ContainerSpec(
                 name=f"bb-{running.grade_id}-{name}",
@@ -408,11 +442,12 @@ def _start_services(
                 environment=service.environment,
                 command=service.command,
                 aliases=(name,),
-                ports={service.port: port},
+                ports=ports,
                 tmpfs=tuple(service.tmpfs),
                 memory=service.limits.memory,
                 cpus=service.limits.cpus,
                 pids=service.limits.pids,
+                outside_names=_outside_names(running),
             ),
             network=running.network,
             grade_id=running.grade_id,
@@ -468,6 +503,8 @@ def _migrate(
             memory=exercise.app.limits.memory,
             cpus=exercise.app.limits.cpus,
             pids=exercise.app.limits.pids,
+            confinement=_confinement(running),
+            outside_names=_outside_names(running),
         ),
         network=running.network,
         grade_id=running.grade_id,
@@ -498,17 +535,19 @@ def _start_app(
     app = exercise.app
     description = f"your app starts and answers ({describe(app.ready)})"
     say("starting your app")
-    port = free_port()
+    ports, port = _publish(running, "app", app.port)
     container = engine.run(
         ContainerSpec(
             name=f"bb-{running.grade_id}-app",
             image=tag,
             environment=_app_environment(exercise),
             aliases=("app",),
-            ports={app.port: port},
+            ports=ports,
             memory=app.limits.memory,
             cpus=app.limits.cpus,
             pids=app.limits.pids,
+            confinement=_confinement(running),
+            outside_names=_outside_names(running),
         ),
         network=running.network,
         grade_id=running.grade_id,
@@ -668,6 +707,85 @@ def _is_within(path: Path, directory: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- strict isolation ----------------------------------------------------------------------
+
+#: The relay listens on these ports inside its container, one per forwarded container.
+_RELAY_FIRST_PORT = 40000
+
+
+def _require_relay(engine: Engine) -> None:
+    from bb.images import relay_image_tag
+
+    if not engine.has_image(relay_image_tag()):
+        raise EnvironmentProblem(
+            f"Strict isolation needs bb's relay image ({relay_image_tag()}), which is not "
+            "built yet.",
+            hint="Run `bb setup` once; after it, grading works offline.",
+        )
+
+
+def _open_networks(exercise: Exercise, engine: Engine, running: _Running) -> None:
+    """Create the grade's network. Under strict isolation it is internal, and a relay
+    container, the only one also on an ordinary bridge, publishes the app's and the services'
+    ports on 127.0.0.1 (the host has no address on the internal network, so a port published
+    there would lead nowhere)."""
+    if running.isolation is not Isolation.STRICT:
+        engine.create_network(running.network, running.grade_id)
+        return
+    from bb.images import relay_image_tag
+
+    engine.create_internal_network(running.network, running.grade_id)
+    edge = f"{running.network}-edge"
+    engine.create_network(edge, running.grade_id)
+    targets = {name: service.port for name, service in exercise.services.items()}
+    targets["app"] = exercise.app.port
+    forwards, published = [], {}
+    for offset, (alias, port) in enumerate(targets.items()):
+        listen = _RELAY_FIRST_PORT + offset
+        forwards.append(f"{listen}={alias}:{port}")
+        published[listen] = running.relayed[alias] = free_port()
+    engine.run(
+        ContainerSpec(
+            name=f"bb-{running.grade_id}-relay",
+            image=relay_image_tag(),
+            environment={},
+            command=forwards,
+            ports=published,
+            # One process per open connection: the graders' bursts open a hundred at once.
+            memory="256m",
+            cpus=1.0,
+            pids=1024,
+            confinement=Confinement(writable=()),
+            also_on=(running.network,),
+            # The relay looks its targets up per connection; while one is down (a restart, a
+            # crash) the name is unknown, and must not be asked of the world.
+            outside_names=False,
+        ),
+        network=edge,
+        grade_id=running.grade_id,
+    )
+
+
+def _publish(running: _Running, alias: str, container_port: int) -> tuple[dict[int, int], int]:
+    """How a container's port reaches the host: the ports to publish on the container itself,
+    and the host port the graders use (the relay's, under strict isolation)."""
+    if running.isolation is Isolation.STRICT:
+        return {}, running.relayed[alias]
+    port = free_port()
+    return {container_port: port}, port
+
+
+def _outside_names(running: _Running) -> bool:
+    """Whether names outside the grade resolve: not under strict isolation, where no lookup
+    may leave (a DNS query is a way out too)."""
+    return running.isolation is not Isolation.STRICT
+
+
+def _confinement(running: _Running) -> Confinement | None:
+    """The lock-down of the learner's own containers (app, migrations)."""
+    return Confinement() if running.isolation is Isolation.STRICT else None
 
 
 class _SuiteRun:
@@ -929,7 +1047,10 @@ def sweep_leftovers(engine: Engine) -> int:
 
 
 def grade_workspace(
-    workspace: Path, *, on_progress: Progress | None = None
+    workspace: Path,
+    *,
+    on_progress: Progress | None = None,
+    isolation: Isolation = Isolation.STANDARD,
 ) -> tuple[PackIdentity, GradeReport]:
     """Grade the project in ``workspace``, found through its record file.
 
@@ -956,5 +1077,7 @@ def grade_workspace(
     identity = pack.identity  # the content as it is now, before the grade runs it
     engine = Engine.connect()
     sweep_leftovers(engine)
-    report = grade_exercise(pack, exercise, workspace, engine=engine, on_progress=on_progress)
+    report = grade_exercise(
+        pack, exercise, workspace, engine=engine, on_progress=on_progress, isolation=isolation
+    )
     return identity, report

@@ -103,3 +103,42 @@ def _build_hint(log: str) -> str:
     if "certificate" in lowered or "ssl" in lowered:
         return "A TLS certificate was not trusted: pass your proxy's CA with --ca-bundle PATH."
     return "Check the network (the build installs packages), then run `bb setup` again."
+
+
+#: bb's own relay recipe (not a pack's): strict isolation needs it whatever the course.
+RELAY_RECIPE = Path(__file__).resolve().parent / "relay"
+
+
+def relay_image_tag() -> str:
+    """The relay's local tag, named by its recipe's content like the course images."""
+    from bb.pack import _tree_digest
+
+    return f"bb/relay:{_tree_digest(RELAY_RECIPE)}"
+
+
+def build_relay_image(
+    engine: Engine,
+    *,
+    rebuild: bool = False,
+    on_image: Callable[[str, str], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> ImageStatus:
+    """Build the relay that strictly isolated grades use, unless it is there already.
+
+    Raises:
+        EnvironmentProblem: the build failed (the message carries the end of its log).
+    """
+    tag = relay_image_tag()
+    if engine.has_image(tag) and not rebuild:
+        return ImageStatus("relay", tag, built=False)
+    if on_image is not None:
+        on_image("relay", tag)
+    outcome = engine.build(
+        RELAY_RECIPE, tag, labels={MANAGED: "1", "io.bb.tool": "relay"}, on_line=on_line
+    )
+    if not outcome.ok:
+        tail = "\n".join(outcome.log.splitlines()[-12:])
+        raise EnvironmentProblem(
+            f"Building bb's relay image failed:\n{tail}", hint=_build_hint(outcome.log)
+        )
+    return ImageStatus("relay", tag, built=True)

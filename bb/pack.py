@@ -136,6 +136,9 @@ class App(_Strict):
     migrate: list[str] | None = None
     ready: Readiness = Field(default_factory=lambda: Readiness(http=HttpProbe(path="/health")))
     limits: Limits = Field(default_factory=Limits)
+    #: Under strict isolation the build gets no network, unless the exercise needs it (a
+    #: Dockerfile that installs packages itself). The app never gets one.
+    build_network: bool = False
 
     @model_validator(mode="after")
     def _image_with_command(self) -> App:

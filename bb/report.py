@@ -81,6 +81,9 @@ class GradeReport:
     def max_score(self) -> float:
         return sum(c.max_points for c in self.checks)
 
+    #: The isolation level the graded code ran under (bb.isolation.Isolation's values).
+    isolation: str = "standard"
+
     @property
     def passed(self) -> bool:
         """A complete grade in which every check reported a pass. A skipped check proved
@@ -109,6 +112,7 @@ def to_json(report: GradeReport) -> dict[str, Any]:
         "score": report.score,
         "max_score": report.max_score,
         "complete": report.complete,
+        "isolation": report.isolation,
         "summary": {status.value: report.count(status) for status in Status},
         "duration_seconds": round(report.duration, 3),
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
@@ -156,7 +160,7 @@ def from_json(document: dict[str, Any]) -> GradeReport:
     version = document.get("bb_result_version")
     if version not in (1, RESULT_VERSION):
         raise ValueError(f"not a bb result document of a known version ({version!r})")
-    provenance_keys = ("pack", "bb_version", "images", "isolation", "submission")
+    provenance_keys = ("pack", "bb_version", "images", "submission")
     checks = tuple(
         CheckResult(
             name=str(c["name"]),
@@ -183,6 +187,7 @@ def from_json(document: dict[str, Any]) -> GradeReport:
         outcome=Outcome(document.get("outcome", Outcome.GRADED.value)),
         reason=str(document.get("reason") or ""),
         complete=bool(document.get("complete", True)),
+        isolation=str(document.get("isolation") or "standard"),
         provenance={k: document[k] for k in provenance_keys if k in document},
     )
 
@@ -254,8 +259,17 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
         verdict = ("All checks passed.", "bold green")
     else:
         verdict = ("Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
-    parts.append(Text.assemble("\n", verdict, f"\n{counts} in {report.duration:.1f} s"))
+    parts.append(
+        Text.assemble(
+            "\n", verdict, f"\n{counts} in {report.duration:.1f} s", _isolation_note(report)
+        )
+    )
     return Group(*parts)
+
+
+def _isolation_note(report: GradeReport) -> str:
+    # The default needs no mention; anything else changes what the app could do, so say it.
+    return "" if report.isolation == "standard" else f" ({report.isolation} isolation)"
 
 
 class Indented:

@@ -38,11 +38,32 @@ LOG_READ_CHARS = 256 * 1024
 LOG_FILE_SIZE = "2m"
 LOG_FILES = 2
 
+#: What grades create carries both labels. Containers inherit their image's labels, so the
+#: containers of a build's RUN steps, or a learner's own `docker run` of an app image, carry
+#: MANAGED alone, belong to no grade, and are never swept.
+_GRADE_OBJECTS = [MANAGED, GRADE]
+
+#: Bridge driver option: give the host no address on the network's bridge.
+INHIBIT_HOST_ADDRESS = "com.docker.network.bridge.inhibit_ipv4"
+
 ENGINE_HINT = (
     "Start the Docker engine and try again: `sudo systemctl start docker` on Linux, or open "
     "Docker Desktop. Without one: `sudo apt-get install docker.io` (Debian/Ubuntu) then "
     "`sudo dockerd &`. If it runs elsewhere, set DOCKER_HOST."
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Confinement:
+    """What a container of untrusted code may not do, on top of its memory/CPU/pid limits:
+    run as root (a fixed numeric uid: a user *name* could map to 0 in the image's own
+    /etc/passwd), write outside small tmpfs mounts, hold any capability, or gain privileges
+    through setuid binaries."""
+
+    user: str = "65534:65534"
+    writable: tuple[str, ...] = ("/tmp",)
+    #: Size of each writable tmpfs; its pages count against the container's memory limit too.
+    tmpfs_size: str = "64m"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +80,14 @@ class ContainerSpec:
     memory: str = "512m"
     cpus: float = 1.0
     pids: int = 256
+    #: Locks the container down (for untrusted code); None runs it as its image says.
+    confinement: Confinement | None = None
+    #: Further networks the container joins before it starts (the relay's inner network).
+    also_on: tuple[str, ...] = ()
+    #: False: only the names of containers on its networks resolve. Any other lookup fails
+    #: within a second and is sent nowhere (Docker's resolver would otherwise forward it to
+    #: this machine's DNS servers, from the container's own network namespace).
+    outside_names: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +205,7 @@ class Engine:
         on_line: Callable[[str], None] | None = None,
         deadline: float | None = None,
         dockerfile: Path | None = None,
+        network_mode: str | None = None,
     ) -> BuildOutcome:
         """Build ``context``'s Dockerfile as ``tag``; the outcome carries the build log.
 
@@ -184,7 +214,8 @@ class Engine:
 
         A build still running at ``deadline`` (a ``time.monotonic()`` value) is abandoned,
         which makes the engine cancel it. No single read waits longer than the time left, so a
-        build that prints nothing (``RUN sleep 1000``) is stopped too.
+        build that prints nothing (``RUN sleep 1000``) is stopped too. ``network_mode="none"``
+        gives the build's RUN steps no network at all.
         """
         from docker.errors import DockerException
         from requests.exceptions import RequestException
@@ -211,6 +242,7 @@ class Engine:
                 decode=True,
                 labels=labels or {},
                 dockerfile=None if dockerfile is None else str(dockerfile),
+                network_mode=network_mode,
                 timeout=None if deadline is None else max(deadline - time.monotonic(), 1.0),
             )
             for chunk in stream:
@@ -269,6 +301,23 @@ class Engine:
         network = self._client.networks.create(name, driver="bridge", labels=self.labels(grade_id))
         return str(network.id)
 
+    def create_internal_network(self, name: str, grade_id: str) -> str:
+        """A bridge network that reaches neither the internet nor this machine.
+
+        ``internal`` alone stops forwarding beyond the bridge, but the host keeps an address on
+        it (the gateway), so containers still reach every host service bound to 0.0.0.0 and,
+        through it, docker0's address too. Without an address on the host side the gateway
+        answers nobody: whatever is not on the bridge itself is unreachable.
+        """
+        network = self._client.networks.create(
+            name,
+            driver="bridge",
+            internal=True,
+            options={INHIBIT_HOST_ADDRESS: "true"},
+            labels=self.labels(grade_id),
+        )
+        return str(network.id)
+
     def run(self, spec: ContainerSpec, *, network: str, grade_id: str) -> str:
         """Start a container from ``spec`` on ``network``; return its id."""
         from docker.errors import DockerException
@@ -277,7 +326,7 @@ class Engine:
         try:
             host_config = api.create_host_config(
                 port_bindings={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.ports.items()},
-                tmpfs=dict.fromkeys(spec.tmpfs, "rw"),
+                tmpfs=_tmpfs_mounts(spec),
                 mem_limit=spec.memory,
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids,
@@ -287,6 +336,8 @@ class Engine:
                     "Type": "json-file",
                     "Config": {"max-size": LOG_FILE_SIZE, "max-file": str(LOG_FILES)},
                 },
+                **_confinement_host_options(spec.confinement),
+                **_dns_host_options(spec.outside_names),
             )
             networking = api.create_networking_config(
                 {network: api.create_endpoint_config(aliases=list(spec.aliases))}
@@ -300,7 +351,10 @@ class Engine:
                 ports=[(c, "tcp") for c in spec.ports],
                 host_config=host_config,
                 networking_config=networking,
+                user=spec.confinement.user if spec.confinement is not None else None,
             )
+            for extra in spec.also_on:
+                api.connect_container_to_network(created["Id"], extra)
             api.start(created["Id"])
         except DockerException as exc:
             raise EnvironmentProblem(
@@ -407,14 +461,14 @@ class Engine:
         Only objects of a grade (they carry its id) count: the containers of a build step
         inherit the labels of bb's images, and sweeping them would kill another grade's build.
         """
-        return self._remove(filters={"label": [GRADE]}, only_orphans=True)
+        return self._remove(filters={"label": _GRADE_OBJECTS}, only_orphans=True)
 
     def managed_objects(self, *, orphans_only: bool = False) -> list[str]:
         """Names of the containers and networks bb's grades made; with ``orphans_only``, just
         those whose bb process has ended (what a sweep would remove). A build's intermediate
         containers carry the image's labels but no grade: they are the builder's to remove."""
         api = self._client.api
-        owned = {"label": [GRADE]}
+        owned = {"label": _GRADE_OBJECTS}
         found = [
             (c["Names"][0].lstrip("/"), c.get("Labels") or {})
             for c in api.containers(all=True, filters=owned)
@@ -499,6 +553,33 @@ def _probe_candidate(url: str, kind: str) -> EngineCandidate:
 
 def _docker_arch(machine: str) -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
+def _tmpfs_mounts(spec: ContainerSpec) -> dict[str, str]:
+    mounts = dict.fromkeys(spec.tmpfs, "rw")
+    if spec.confinement is not None:
+        for path in spec.confinement.writable:
+            # mode 1777: the confined uid owns nothing in the image, but may write here.
+            mounts.setdefault(path, f"rw,nosuid,nodev,size={spec.confinement.tmpfs_size},mode=1777")
+    return mounts
+
+
+def _confinement_host_options(confinement: Confinement | None) -> dict[str, Any]:
+    if confinement is None:
+        return {}
+    return {
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
+
+
+def _dns_host_options(outside_names: bool) -> dict[str, Any]:
+    if outside_names:
+        return {}
+    # Docker's embedded resolver still answers for the containers of the networks; what it
+    # would forward goes to the container's own loopback, where nothing answers.
+    return {"dns": ["127.0.0.1"], "dns_opt": ["timeout:1", "attempts:1"], "dns_search": ["."]}
 
 
 def free_port() -> int:

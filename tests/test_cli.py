@@ -171,3 +171,14 @@ def test_setup_shows_each_builds_progress_from_its_steps() -> None:
         assert (task.completed, task.total) == (2, 3)
         assert task.fields["step"] == "RUN pip [x]"
     assert "building python" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_an_unknown_isolation_level_is_a_usage_error(tmp_path: Path) -> None:
+    run_bb("start", "hello", "--pack", MINI_PACK, "--dir", tmp_path / "ws")
+    result = run_bb(
+        "grade", cwd=tmp_path / "ws", expect=ExitCode.USAGE, env={"BB_ISOLATION": "lax"}
+    )
+    assert "BB_ISOLATION" in result.stderr
+    assert "'standard', 'strict'" in result.stderr
+    flag = run_bb("grade", "--isolation", "none", cwd=tmp_path / "ws", expect=ExitCode.USAGE)
+    assert "--isolation" in flag.stderr

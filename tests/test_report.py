@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 from rich.console import Console
@@ -97,3 +98,12 @@ def test_pack_text_reaches_the_learner_exactly() -> None:
     console = Console(file=io.StringIO(), width=200, no_color=True)
     console.print(numbered([hint]))
     assert console.file.getvalue() == f"1. {hint}\n"  # type: ignore[attr-defined]
+
+
+def test_the_isolation_level_is_in_the_document_and_named_when_not_the_default() -> None:
+    standard = _report(Status.PASSED)
+    assert to_json(standard)["isolation"] == "standard"
+    assert "isolation" not in _text(standard)
+    strict = dataclasses.replace(standard, isolation="strict")
+    assert to_json(strict)["isolation"] == "strict"
+    assert "1 passed in 1.5 s (strict isolation)" in _text(strict)
