@@ -40,9 +40,10 @@ def list_posts(
 ) -> list[PostOut]:
     statement = select(Post).order_by(Post.id)
     if term:
-        pattern = f"%{term}%"
+        # icontains escapes % and _ in the term (autoescape), so they match themselves.
         statement = statement.where(
-            or_(Post.title.ilike(pattern), Post.content.ilike(pattern), Post.category.ilike(pattern))
+            or_(*(column.icontains(term, autoescape=True)
+                  for column in (Post.title, Post.content, Post.category)))
         )
     return [PostOut.model_validate(post) for post in session.scalars(statement)]
 
