@@ -91,7 +91,7 @@ TIMESTAMP_HINT = (
 #: What a post's optional fields hold when a POST or PUT leaves them out.
 DEFAULTS: Post = {"content": "", "category": "", "tags": []}
 #: Pause between writes whose timestamps must differ (Postgres keeps microseconds).
-TICK_SECONDS = 0.01
+TICK_SECONDS = 0.01  # Postgres timestamps step by 1 µs: 10,000x what the checks need
 
 #: Generated requests per operation and mode (valid, invalid): about 200 for this API's six
 #: operations, as some have fewer distinct cases (GET /health has exactly one).
@@ -99,6 +99,8 @@ FUZZ_EXAMPLES = 20
 #: uvicorn's access log: one line per request, noise next to a traceback.
 ACCESS_LOG = re.compile(r'^INFO:\s+\S+ - "')
 #: Generation stops after this many seconds, whatever is left (the check judges what ran).
+#: The reference's fuzzing takes 8.8 s on a quiet machine (6.8x headroom), 16.5 s under a load
+#: average of 8; whole grade 21 s quiet, 50 s loaded.
 FUZZ_BUDGET_SECONDS = 60.0
 
 
