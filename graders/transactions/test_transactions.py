@@ -348,7 +348,9 @@ def send(http: httpx.Client, request: Request) -> httpx.Response:
     """One request; a connection error or timeout fails the check with a readable message."""
     method, path, body = request
     try:
-        return http.request(method, path, json=body)
+        # A new connection each time: the grader's SQL between two requests can outlast the
+        # app's keep-alive, and a request sent as the app closes an idle connection is lost.
+        return http.request(method, path, json=body, headers={"Connection": "close"})
     except httpx.TransportError as exc:
         raise Failure(f"{method} {path} got no answer: {type(exc).__name__} {exc}".rstrip()) \
             from None
