@@ -574,6 +574,30 @@ def test_search_wildcards_literal(http: httpx.Client, rng: random.Random) -> Non
         expect_search(http, created, term, mixed_case(rng, term) if len(term) > 1 else term)
 
 
+@hint(TRACEBACK_HINT)
+def test_server_error_is_generic(http: httpx.Client, db: psycopg.Connection[Any],
+                                 rng: random.Random) -> None:
+    """A database failure gets a generic 500 problem: no traceback, no error text"""
+    count_posts(db)
+    title = random_words(rng, 2, 4).capitalize()
+    secret = f"bb grader injected failure {random_word(rng)}{rng.randint(1000, 9999)}"
+    with failing_insert(db, title, secret):
+        response = http.post("/posts", json={**random_post(rng), "title": title})
+    with context("The grader made the database refuse an insert"):
+        expect_problem(response, 500)
+    leaks = [what for what, text in (("a traceback", "Traceback"), ("a stack frame", 'File "'),
+                                     ("the database's error message", secret))
+             if text in response.text]
+    expect(
+        not leaks,
+        "The grader made the database refuse an insert: POST /posts should answer a generic "
+        f"500 problem, but its body holds {' and '.join(leaks)}. Log the details for yourself; "
+        "a client must not see file paths, library versions or the database's words.",
+        expected='{"type": "about:blank", "title": "Internal Server Error", "status": 500, ...}',
+        actual=describe(response),
+    )
+
+
 @hint(PERSIST_HINT)
 def test_posts_survive_restart(stack: Stack, http: httpx.Client, rng: random.Random) -> None:
     """Posts are still there after the app restarts"""
@@ -615,30 +639,6 @@ def test_schema_from_migrations(stack: Stack, db: psycopg.Connection[Any]) -> No
         "already holds data.",
         expected="no posts table after the app's start",
         actual="a posts table created by the app",
-    )
-
-
-@hint(TRACEBACK_HINT)
-def test_server_error_is_generic(http: httpx.Client, db: psycopg.Connection[Any],
-                                 rng: random.Random) -> None:
-    """A database failure gets a generic 500 problem: no traceback, no error text"""
-    count_posts(db)
-    title = random_words(rng, 2, 4).capitalize()
-    secret = f"bb grader injected failure {random_word(rng)}{rng.randint(1000, 9999)}"
-    with failing_insert(db, title, secret):
-        response = http.post("/posts", json={**random_post(rng), "title": title})
-    with context("The grader made the database refuse an insert"):
-        expect_problem(response, 500)
-    leaks = [what for what, text in (("a traceback", "Traceback"), ("a stack frame", 'File "'),
-                                     ("the database's error message", secret))
-             if text in response.text]
-    expect(
-        not leaks,
-        "The grader made the database refuse an insert: POST /posts should answer a generic "
-        f"500 problem, but its body holds {' and '.join(leaks)}. Log the details for yourself; "
-        "a client must not see file paths, library versions or the database's words.",
-        expected='{"type": "about:blank", "title": "Internal Server Error", "status": 500, ...}',
-        actual=describe(response),
     )
 
 

@@ -492,76 +492,48 @@ def watching_balance(dsn: str, account_id: int) -> Iterator[BalanceWatch]:
 # --- the checks ---------------------------------------------------------------------------
 
 
-@hint(LOST_UPDATE)
-def test_overdraft_race(
-    db: psycopg.Connection[Any], app_url: str, stack: Any, rng: random.Random
-) -> None:
-    """50 simultaneous transfers from one account spend its money exactly once"""
-    amount = rng.randint(200, 2_000)
-    opening = 10 * amount
-    sender, *receivers = seed_accounts(db, [opening] + [rng.randint(0, 5_000) for _ in range(3)])
-    requests = [transfer(sender, rng.choice(receivers), amount) for _ in range(50)]
+@hint(VALIDATE_FIRST)
+def test_validation(db: psycopg.Connection[Any], http: httpx.Client, rng: random.Random) -> None:
+    """Bad transfers and deposits are refused with 422 or 404 and change nothing"""
+    a, b = seed_accounts(db, [rng.randint(10_000, 50_000) for _ in range(2)])
+    unknown = unknown_account_id(db, rng)
+    amount = rng.randint(1, 5_000)
+    cases = [
+        ("an amount of 0", transfer(a, b, 0), 422),
+        ("a negative amount", transfer(a, b, -amount), 422),
+        ("an amount that is not a whole number of cents",
+         transfer(a, b, amount + rng.choice([0.5, 0.25, 0.01])), 422),
+        ("an account paying itself", transfer(a, a, amount), 422),
+        ("an unknown sender", transfer(unknown, b, amount), 404),
+        ("an unknown receiver", transfer(a, unknown, amount), 404),
+        ("a deposit of 0", deposit(a, 0), 422),
+        ("a deposit to an unknown account", deposit(unknown, amount), 404),
+    ]
+    rng.shuffle(cases)
+    initial, entries = balances_of(db, [a, b]), ledger_size(db)
 
-    with slow_balance_updates(db), watching_balance(stack.dsn(), sender) as watch:
-        outcomes, _ = send_waves(app_url, db, requests, concurrency=50)
-
-    succeeded = sum(outcome.status == 201 for outcome in outcomes)
-    refused = [outcome for outcome in outcomes if outcome.status == 409]
-    final = balances_of(db, [sender])[sender]
-    expect(
-        succeeded == 10 and len(refused) == 40 and final == 0,
-        f"Account A held {opening} cents and 50 transfers of {amount} were sent at once: "
-        f"expected exactly 10 to succeed (201) and 40 to be refused (409), leaving A at 0. "
-        f"{succeeded} succeeded; the answers were {tally(outcomes)}; A's balance ended at "
-        f"{final}{'' if final == 0 else ', not 0'}.{sample_of(outcomes, {201, 409})}",
-        expected="10 × 201, 40 × 409, A at 0",
-        actual=f"{tally(outcomes)}, A at {final}",
-    )
-    for refusal in refused:
-        assert refusal.response is not None
-        expect_problem(refusal.response, 409)
-    expect(
-        watch.lowest is None or watch.lowest >= 0,
-        f"A poller reading A's balance every {POLL_INTERVAL * 1000:g} ms during the transfers "
-        f"saw it at {watch.lowest} cents: a balance must never go below zero.",
-        expected=">= 0", actual=watch.lowest,
-    )
-
-
-@hint(LOST_UPDATE + " " + ONE_TRANSACTION)
-def test_conservation(db: psycopg.Connection[Any], app_url: str, rng: random.Random) -> None:
-    """500 random transfers among 20 accounts keep the books balanced"""
-    ids = seed_accounts(db, [rng.randint(2_000, 20_000) for _ in range(20)])
-    initial = balances_of(db, ids)
-    pairs = [rng.sample(ids, 2) for _ in range(500)]
-    requests = [transfer(sender, receiver, rng.randint(1, 3_000)) for sender, receiver in pairs]
-
-    outcomes, took = send_waves(app_url, db, requests, concurrency=20)
-
-    expect_all_sent(outcomes, requests, took, BURST_DEADLINE, what="transfers")
-    expect_only(outcomes, {201, 409}, what="transfers")
-    expect_books_balance(db, initial, hint=LOST_UPDATE)
-    expect_ledger_matches(db, ids, requests, outcomes)
-
-
-@hint(LOCK_ORDER)
-def test_no_deadlock(db: psycopg.Connection[Any], app_url: str, rng: random.Random) -> None:
-    """200 transfers back and forth between two accounts finish within 20 s, with no 5xx"""
-    a, b = seed_accounts(db, [rng.randint(1_000_000, 2_000_000) for _ in range(2)])
-    initial = balances_of(db, [a, b])
-    directions = [(a, b), (b, a)]
-    requests = [transfer(*directions[i % 2], rng.randint(1, 5_000)) for i in range(200)]
-
-    outcomes, took = send_waves(
-        app_url, db, requests, concurrency=20, deadline=DEADLOCK_DEADLINE
-    )
-
-    expect_all_sent(
-        outcomes, requests, took, DEADLOCK_DEADLINE, what="transfers",
-        why="Transactions waiting on each other's locks are the usual cause.",
-    )
-    expect_only(outcomes, {201}, what="transfers (both accounts hold plenty)")
-    expect_books_balance(db, initial, hint=LOST_UPDATE)
+    for case, request, status in cases:
+        response = send(http, request)
+        expect(
+            response.status_code == status,
+            f"A request with {case} should be refused with {status}, not "
+            f"{response.status_code}.",
+            expected=status, actual=describe(response),
+        )
+        problem = expect_problem(response, status)
+        expect(
+            status != 404 or str(unknown) in str(problem.get("detail")),
+            f"A request with {case} was refused with 404; its detail should say which account "
+            f"is missing (id {unknown}).",
+            expected=f"a detail naming {unknown}", actual=describe(response),
+        )
+        after, entries_after = balances_of(db, [a, b]), ledger_size(db)
+        expect(
+            after == initial and entries_after == entries,
+            f"A request with {case} was refused, so balances and the ledger must not change; "
+            f"balances went from {initial} to {after}, and the ledger from {entries} to "
+            f"{entries_after} rows.",
+        )
 
 
 @hint(ONE_TRANSACTION)
@@ -642,6 +614,78 @@ def test_permanent_errors_not_retried(
 
 
 @hint(LOST_UPDATE)
+def test_overdraft_race(
+    db: psycopg.Connection[Any], app_url: str, stack: Any, rng: random.Random
+) -> None:
+    """50 simultaneous transfers from one account spend its money exactly once"""
+    amount = rng.randint(200, 2_000)
+    opening = 10 * amount
+    sender, *receivers = seed_accounts(db, [opening] + [rng.randint(0, 5_000) for _ in range(3)])
+    requests = [transfer(sender, rng.choice(receivers), amount) for _ in range(50)]
+
+    with slow_balance_updates(db), watching_balance(stack.dsn(), sender) as watch:
+        outcomes, _ = send_waves(app_url, db, requests, concurrency=50)
+
+    succeeded = sum(outcome.status == 201 for outcome in outcomes)
+    refused = [outcome for outcome in outcomes if outcome.status == 409]
+    final = balances_of(db, [sender])[sender]
+    expect(
+        succeeded == 10 and len(refused) == 40 and final == 0,
+        f"Account A held {opening} cents and 50 transfers of {amount} were sent at once: "
+        f"expected exactly 10 to succeed (201) and 40 to be refused (409), leaving A at 0. "
+        f"{succeeded} succeeded; the answers were {tally(outcomes)}; A's balance ended at "
+        f"{final}{'' if final == 0 else ', not 0'}.{sample_of(outcomes, {201, 409})}",
+        expected="10 × 201, 40 × 409, A at 0",
+        actual=f"{tally(outcomes)}, A at {final}",
+    )
+    for refusal in refused:
+        assert refusal.response is not None
+        expect_problem(refusal.response, 409)
+    expect(
+        watch.lowest is None or watch.lowest >= 0,
+        f"A poller reading A's balance every {POLL_INTERVAL * 1000:g} ms during the transfers "
+        f"saw it at {watch.lowest} cents: a balance must never go below zero.",
+        expected=">= 0", actual=watch.lowest,
+    )
+
+
+@hint(LOST_UPDATE + " " + ONE_TRANSACTION)
+def test_conservation(db: psycopg.Connection[Any], app_url: str, rng: random.Random) -> None:
+    """500 random transfers among 20 accounts keep the books balanced"""
+    ids = seed_accounts(db, [rng.randint(2_000, 20_000) for _ in range(20)])
+    initial = balances_of(db, ids)
+    pairs = [rng.sample(ids, 2) for _ in range(500)]
+    requests = [transfer(sender, receiver, rng.randint(1, 3_000)) for sender, receiver in pairs]
+
+    outcomes, took = send_waves(app_url, db, requests, concurrency=20)
+
+    expect_all_sent(outcomes, requests, took, BURST_DEADLINE, what="transfers")
+    expect_only(outcomes, {201, 409}, what="transfers")
+    expect_books_balance(db, initial, hint=LOST_UPDATE)
+    expect_ledger_matches(db, ids, requests, outcomes)
+
+
+@hint(LOCK_ORDER)
+def test_no_deadlock(db: psycopg.Connection[Any], app_url: str, rng: random.Random) -> None:
+    """200 transfers back and forth between two accounts finish within 20 s, with no 5xx"""
+    a, b = seed_accounts(db, [rng.randint(1_000_000, 2_000_000) for _ in range(2)])
+    initial = balances_of(db, [a, b])
+    directions = [(a, b), (b, a)]
+    requests = [transfer(*directions[i % 2], rng.randint(1, 5_000)) for i in range(200)]
+
+    outcomes, took = send_waves(
+        app_url, db, requests, concurrency=20, deadline=DEADLOCK_DEADLINE
+    )
+
+    expect_all_sent(
+        outcomes, requests, took, DEADLOCK_DEADLINE, what="transfers",
+        why="Transactions waiting on each other's locks are the usual cause.",
+    )
+    expect_only(outcomes, {201}, what="transfers (both accounts hold plenty)")
+    expect_books_balance(db, initial, hint=LOST_UPDATE)
+
+
+@hint(LOST_UPDATE)
 def test_concurrent_deposits(
     db: psycopg.Connection[Any], app_url: str, rng: random.Random
 ) -> None:
@@ -677,47 +721,3 @@ def test_concurrent_deposits(
         expected=f"{opening + 1} … {opening + 100}, once each",
         actual=short_list(sorted(reported, key=str)),
     )
-
-
-@hint(VALIDATE_FIRST)
-def test_validation(db: psycopg.Connection[Any], http: httpx.Client, rng: random.Random) -> None:
-    """Bad transfers and deposits are refused with 422 or 404 and change nothing"""
-    a, b = seed_accounts(db, [rng.randint(10_000, 50_000) for _ in range(2)])
-    unknown = unknown_account_id(db, rng)
-    amount = rng.randint(1, 5_000)
-    cases = [
-        ("an amount of 0", transfer(a, b, 0), 422),
-        ("a negative amount", transfer(a, b, -amount), 422),
-        ("an amount that is not a whole number of cents",
-         transfer(a, b, amount + rng.choice([0.5, 0.25, 0.01])), 422),
-        ("an account paying itself", transfer(a, a, amount), 422),
-        ("an unknown sender", transfer(unknown, b, amount), 404),
-        ("an unknown receiver", transfer(a, unknown, amount), 404),
-        ("a deposit of 0", deposit(a, 0), 422),
-        ("a deposit to an unknown account", deposit(unknown, amount), 404),
-    ]
-    rng.shuffle(cases)
-    initial, entries = balances_of(db, [a, b]), ledger_size(db)
-
-    for case, request, status in cases:
-        response = send(http, request)
-        expect(
-            response.status_code == status,
-            f"A request with {case} should be refused with {status}, not "
-            f"{response.status_code}.",
-            expected=status, actual=describe(response),
-        )
-        problem = expect_problem(response, status)
-        expect(
-            status != 404 or str(unknown) in str(problem.get("detail")),
-            f"A request with {case} was refused with 404; its detail should say which account "
-            f"is missing (id {unknown}).",
-            expected=f"a detail naming {unknown}", actual=describe(response),
-        )
-        after, entries_after = balances_of(db, [a, b]), ledger_size(db)
-        expect(
-            after == initial and entries_after == entries,
-            f"A request with {case} was refused, so balances and the ledger must not change; "
-            f"balances went from {initial} to {after}, and the ledger from {entries} to "
-            f"{entries_after} rows.",
-        )
