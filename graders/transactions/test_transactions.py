@@ -168,8 +168,11 @@ class WriteLog:
         assert row is not None
         return "" if int(row[0]) == 0 else str(row[0])
 
-    def account(self) -> str:
-        names = [WRITE_NAMES[digit] for digit in self.digits()]
+    def account(self, fail_from: int, *, only_once: bool = False) -> str:
+        """The writes in order, those refused (as :func:`failing_writes` chose) marked."""
+        names = [WRITE_NAMES[digit]
+                 + (" (refused)" if at == fail_from or (at > fail_from and not only_once) else "")
+                 for at, digit in enumerate(self.digits(), start=1)]
         return ", then ".join(names) if names else "no write at all"
 
 
@@ -546,7 +549,7 @@ def test_atomicity(db: psycopg.Connection[Any], http: httpx.Client, rng: random.
         amount = rng.randint(1, 5_000)
         with failing_writes(db, sender, receiver, fail_from=fail_from) as log:
             response = send(http, transfer(sender, receiver, amount))
-            writes, account = log.digits(), log.account()
+            writes, account = log.digits(), log.account(fail_from)
         if len(writes) < fail_from:
             # This transfer has fewer writes: it ran untouched and every write got its turn.
             expect(
@@ -597,7 +600,7 @@ def test_permanent_errors_not_retried(
     with failing_writes(db, sender, receiver, fail_from=1, only_once=True,
                         sqlstate=PERMANENT_SQLSTATE) as log:
         response = send(http, transfer(sender, receiver, amount))
-        writes, account = log.digits(), log.account()
+        writes, account = log.digits(), log.account(1, only_once=True)
     expect(
         len(writes) == 1 and (response.status_code >= 500 or response.status_code == 409),
         f"The grader made the first write of a {amount}-cent transfer fail with SQLSTATE "
