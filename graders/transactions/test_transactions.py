@@ -53,12 +53,13 @@ SLOW_UPDATE = 0.02
 #: How often the poller of the overdraft check reads the balance.
 POLL_INTERVAL = 0.02
 #: Deadline for the 200 opposing transfers of the deadlock check.
-#: Measured on 2 cores: the reference takes 5.0 s on a quiet machine (4x headroom), 19.9 s under a
-#: load average of 16 from other grades; locks in request order answer 9 to 17 of 200 in time.
+#: Measured on 2 cores: the reference takes 5.0 s on a quiet machine (4x headroom), 13.9 to 19.9 s
+#: under load averages of 15 to 16 from other grades; locks taken in request order got 9 × 201
+#: and 31 deadlocks (500) among the first 60 transfers.
 DEADLOCK_DEADLINE = 20.0
 #: No other burst may take longer than this (the reference needs a few seconds at most).
-#: Measured: the reference's 500 transfers take 10.9 s on a quiet machine (5.5x headroom), 51.6 s
-#: under a load average of 16; its overdraft burst 1.5 s and its deposits 2.9 s.
+#: Measured: the reference's 500 transfers take 10.9 s on a quiet machine (5.5x headroom), 40.6 to
+#: 51.6 s under load averages of 15 to 16; its overdraft burst 1.5 s and its deposits 2.9 s.
 BURST_DEADLINE = 60.0
 
 Request = tuple[str, str, Any]
