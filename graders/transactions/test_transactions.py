@@ -34,20 +34,32 @@ LOCK_ORDER = (
     "Lock rows in a consistent order (by id), so that deadlocks can't form. Retrying on SQLSTATE "
     "40P01/40001 only recovers from a deadlock, after Postgres has spent a second finding it."
 )
+RETRY_TRANSIENT_ONLY = (
+    "Retry only transient errors (deadlock or serialization failure), with a bound. A "
+    "constraint violation will fail again."
+)
 VALIDATE_FIRST = (
     "Validate the body before touching the database (amount_cents > 0 and two different "
     "accounts, else 422), and answer 404 when an account does not exist."
 )
 
-#: The amount the fault-injection trigger refuses to write to the ledger.
-POISONED_AMOUNT = 4242
+#: The writes one transfer makes: two balance UPDATEs and two ledger rows. The atomicity check
+#: fails each in turn, and gives up on an app that makes more than this many.
+MAX_WRITES = 8  # reference: 4 writes, so the atomicity check grades it in 5 transfers
+#: The error the retry check injects: check_violation, which fails the same way every time.
+PERMANENT_SQLSTATE = "23514"
 #: Extra seconds every UPDATE of accounts takes during the race checks, as on a busy database.
 SLOW_UPDATE = 0.02
 #: How often the poller of the overdraft check reads the balance.
 POLL_INTERVAL = 0.02
 #: Deadline for the 200 opposing transfers of the deadlock check.
+#: Measured on 2 cores: the reference takes 5.0 s on a quiet machine (4x headroom), 13.9 to 19.9 s
+#: under load averages of 15 to 16 from other grades; locks taken in request order got 9 × 201
+#: and 31 deadlocks (500) among the first 60 transfers.
 DEADLOCK_DEADLINE = 20.0
 #: No other burst may take longer than this (the reference needs a few seconds at most).
+#: Measured: the reference's 500 transfers take 10.9 s on a quiet machine (5.5x headroom), 40.6 to
+#: 51.6 s under load averages of 15 to 16; its overdraft burst 1.5 s and its deposits 2.9 s.
 BURST_DEADLINE = 60.0
 
 Request = tuple[str, str, Any]
@@ -136,6 +148,76 @@ def injected_trigger(
         db.execute(f"DROP FUNCTION IF EXISTS {name}()")
 
 
+#: What each digit of the write log stands for (see :func:`failing_writes`).
+WRITE_NAMES = {
+    "1": "the UPDATE of the sender's balance",
+    "2": "the UPDATE of the receiver's balance",
+    "3": "the sender's ledger row",
+    "4": "the receiver's ledger row",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteLog:
+    """The writes a transfer attempted, in order, as digits of :data:`WRITE_NAMES`."""
+
+    db: psycopg.Connection[Any]
+    sequence: str
+
+    def digits(self) -> str:
+        row = self.db.execute(f"SELECT last_value FROM {self.sequence}").fetchone()
+        assert row is not None
+        return "" if int(row[0]) == 0 else str(row[0])
+
+    def account(self, fail_from: int, *, only_once: bool = False) -> str:
+        """The writes in order, those refused (as :func:`failing_writes` chose) marked."""
+        names = [WRITE_NAMES[digit]
+                 + (" (refused)" if at == fail_from or (at > fail_from and not only_once) else "")
+                 for at, digit in enumerate(self.digits(), start=1)]
+        return ", then ".join(names) if names else "no write at all"
+
+
+@contextlib.contextmanager
+def failing_writes(
+    db: psycopg.Connection[Any], sender: int, receiver: int, *, fail_from: int,
+    only_once: bool = False, sqlstate: str = "P0001",
+) -> Iterator[WriteLog]:
+    """Log every write touching ``sender`` or ``receiver``, and fail the ``fail_from``-th.
+
+    A write is an UPDATE of either account's row or an INSERT of a ledger row on either; each
+    fires a trigger that appends its digit (WRITE_NAMES) to a log kept in a sequence, which,
+    unlike a table, keeps what it was given when the transaction around it rolls back. The
+    ``fail_from``-th write and every later one raise ``sqlstate`` (only that one write with
+    ``only_once``), so whatever order an app writes in, each of its writes gets to fail.
+    """
+    sequence = "bb_grader_write_log"
+    db.execute(f"DROP SEQUENCE IF EXISTS {sequence}")
+    db.execute(f"CREATE SEQUENCE {sequence} MINVALUE 0 START WITH 0")
+    compare = "=" if only_once else ">="
+
+    def body(row_of: str, sender_digit: int, receiver_digit: int) -> str:
+        return (
+            f"IF {row_of} IN ({int(sender)}, {int(receiver)}) THEN "
+            f"IF (SELECT last_value FROM {sequence}) < 10^17 THEN "
+            f"PERFORM setval('{sequence}', (SELECT last_value FROM {sequence}) * 10 + "
+            f"CASE WHEN {row_of} = {int(sender)} THEN {sender_digit} "
+            f"ELSE {receiver_digit} END); END IF; "
+            f"IF length((SELECT last_value FROM {sequence})::text) {compare} {int(fail_from)} "
+            f"THEN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', "
+            "MESSAGE = 'bb grader: injected failure of a transfer''s write'; END IF; "
+            "END IF; RETURN NEW;"
+        )
+
+    try:
+        with injected_trigger(db, "bb_grader_fail_balance", before="UPDATE", table="accounts",
+                              body=body("NEW.id", 1, 2)), \
+             injected_trigger(db, "bb_grader_fail_ledger", before="INSERT",
+                              table="ledger_entries", body=body("NEW.account_id", 3, 4)):
+            yield WriteLog(db, sequence)
+    finally:
+        db.execute(f"DROP SEQUENCE IF EXISTS {sequence}")
+
+
 def slow_balance_updates(db: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[None]:
     """Make every UPDATE of accounts SLOW_UPDATE seconds slower.
 
@@ -145,6 +227,11 @@ def slow_balance_updates(db: psycopg.Connection[Any]) -> contextlib.AbstractCont
     """
     return injected_trigger(db, "bb_grader_slow_update", before="UPDATE", table="accounts",
                             body=f"PERFORM pg_sleep({SLOW_UPDATE}); RETURN NEW;")
+
+
+def short_list(items: Sequence[object], limit: int = 8) -> str:
+    shown = ", ".join(map(str, items[:limit]))
+    return f"[{shown}{', …' if len(items) > limit else ''}]"
 
 
 def first_few(items: Sequence[str], limit: int = 3) -> str:
@@ -265,7 +352,9 @@ def send(http: httpx.Client, request: Request) -> httpx.Response:
     """One request; a connection error or timeout fails the check with a readable message."""
     method, path, body = request
     try:
-        return http.request(method, path, json=body)
+        # A new connection each time: the grader's SQL between two requests can outlast the
+        # app's keep-alive, and a request sent as the app closes an idle connection is lost.
+        return http.request(method, path, json=body, headers={"Connection": "close"})
     except httpx.TransportError as exc:
         raise Failure(f"{method} {path} got no answer: {type(exc).__name__} {exc}".rstrip()) \
             from None
@@ -407,6 +496,127 @@ def watching_balance(dsn: str, account_id: int) -> Iterator[BalanceWatch]:
 # --- the checks ---------------------------------------------------------------------------
 
 
+@hint(VALIDATE_FIRST)
+def test_validation(db: psycopg.Connection[Any], http: httpx.Client, rng: random.Random) -> None:
+    """Bad transfers and deposits are refused with 422 or 404 and change nothing"""
+    a, b = seed_accounts(db, [rng.randint(10_000, 50_000) for _ in range(2)])
+    unknown = unknown_account_id(db, rng)
+    amount = rng.randint(1, 5_000)
+    cases = [
+        ("an amount of 0", transfer(a, b, 0), 422),
+        ("a negative amount", transfer(a, b, -amount), 422),
+        ("an amount that is not a whole number of cents",
+         transfer(a, b, amount + rng.choice([0.5, 0.25, 0.01])), 422),
+        ("an account paying itself", transfer(a, a, amount), 422),
+        ("an unknown sender", transfer(unknown, b, amount), 404),
+        ("an unknown receiver", transfer(a, unknown, amount), 404),
+        ("a deposit of 0", deposit(a, 0), 422),
+        ("a deposit to an unknown account", deposit(unknown, amount), 404),
+    ]
+    rng.shuffle(cases)
+    initial, entries = balances_of(db, [a, b]), ledger_size(db)
+
+    for case, request, status in cases:
+        response = send(http, request)
+        expect(
+            response.status_code == status,
+            f"A request with {case} should be refused with {status}, not "
+            f"{response.status_code}.",
+            expected=status, actual=describe(response),
+        )
+        problem = expect_problem(response, status)
+        expect(
+            status != 404 or str(unknown) in str(problem.get("detail")),
+            f"A request with {case} was refused with 404; its detail should say which account "
+            f"is missing (id {unknown}).",
+            expected=f"a detail naming {unknown}", actual=describe(response),
+        )
+        after, entries_after = balances_of(db, [a, b]), ledger_size(db)
+        expect(
+            after == initial and entries_after == entries,
+            f"A request with {case} was refused, so balances and the ledger must not change; "
+            f"balances went from {initial} to {after}, and the ledger from {entries} to "
+            f"{entries_after} rows.",
+        )
+
+
+@hint(ONE_TRANSACTION)
+def test_atomicity(db: psycopg.Connection[Any], http: httpx.Client, rng: random.Random) -> None:
+    """A transfer that fails at any of its writes leaves no trace"""
+    for fail_from in range(1, MAX_WRITES + 2):
+        sender, receiver = seed_accounts(db, [rng.randint(10_000, 50_000),
+                                              rng.randint(0, 5_000)])
+        initial = balances_of(db, [sender, receiver])
+        amount = rng.randint(1, 5_000)
+        with failing_writes(db, sender, receiver, fail_from=fail_from) as log:
+            response = send(http, transfer(sender, receiver, amount))
+            writes, account = log.digits(), log.account(fail_from)
+        if len(writes) < fail_from:
+            # This transfer has fewer writes: it ran untouched and every write got its turn.
+            expect(
+                response.status_code == 201,
+                f"With no write made to fail, a transfer of {amount} cents should succeed; it "
+                f"wrote {account} and answered {response.status_code}.",
+                expected=201, actual=describe(response),
+            )
+            created_transfer_id(response, transfer(sender, receiver, amount)[2])
+            break
+        what = (f"The grader made the database refuse write {fail_from} of a {amount}-cent "
+                f"transfer (and any write after it); your app wrote {account}")
+        expect(
+            response.status_code >= 500 or response.status_code == 409,
+            f"{what}. The transfer cannot have happened: expected a 5xx or 409, not "
+            f"{response.status_code}.",
+            expected="5xx or 409", actual=describe(response),
+        )
+        final = balances_of(db, [sender, receiver])
+        changed = [
+            f"the {role}'s balance went from {initial[account_id]} to {final[account_id]}"
+            for role, account_id in (("sender", sender), ("receiver", receiver))
+            if final[account_id] != initial[account_id]
+        ]
+        leftovers = ledger_rows(db, [sender, receiver])
+        if leftovers:
+            changed.append(f"{len(leftovers)} ledger row(s) remain: {leftovers}")
+        expect(
+            not changed,
+            f"{what}. A transfer happens entirely or not at all, so nothing may change; but "
+            f"{' and '.join(changed)}: the writes before the failure were committed on their "
+            "own.",
+            expected="balances unchanged, no ledger rows", actual="; ".join(changed),
+        )
+    else:
+        raise Failure(f"A transfer made more than {MAX_WRITES} writes to its two accounts and "
+                      f"the ledger; the grader expects four ({', '.join(WRITE_NAMES.values())}).")
+
+
+@hint(RETRY_TRANSIENT_ONLY)
+def test_permanent_errors_not_retried(
+    db: psycopg.Connection[Any], http: httpx.Client, rng: random.Random
+) -> None:
+    """A transfer whose write breaks a constraint is refused once, never retried"""
+    sender, receiver = seed_accounts(db, [rng.randint(10_000, 50_000), rng.randint(0, 5_000)])
+    initial = balances_of(db, [sender, receiver])
+    amount = rng.randint(1, 5_000)
+    with failing_writes(db, sender, receiver, fail_from=1, only_once=True,
+                        sqlstate=PERMANENT_SQLSTATE) as log:
+        response = send(http, transfer(sender, receiver, amount))
+        writes, account = log.digits(), log.account(1, only_once=True)
+    expect(
+        len(writes) == 1 and (response.status_code >= 500 or response.status_code == 409),
+        f"The grader made the first write of a {amount}-cent transfer fail with SQLSTATE "
+        f"{PERMANENT_SQLSTATE} (check_violation), an error that fails the same way every time. "
+        f"Your app wrote {account}, and answered {response.status_code}: it tried the transfer "
+        "again. Retry only deadlocks (40P01) and serialization failures (40001).",
+        expected="one write, then a 5xx or 409",
+        actual=f"{account}; then {describe(response)}",
+    )
+    final = balances_of(db, [sender, receiver])
+    expect(final == initial and not ledger_rows(db, [sender, receiver]),
+           "The refused transfer changed balances or wrote ledger rows.",
+           expected=initial, actual=final)
+
+
 @hint(LOST_UPDATE)
 def test_overdraft_race(
     db: psycopg.Connection[Any], app_url: str, stack: Any, rng: random.Random
@@ -432,9 +642,9 @@ def test_overdraft_race(
         expected="10 × 201, 40 × 409, A at 0",
         actual=f"{tally(outcomes)}, A at {final}",
     )
-    first_refusal = refused[0].response
-    assert first_refusal is not None
-    expect_problem(first_refusal, 409)
+    for refusal in refused:
+        assert refusal.response is not None
+        expect_problem(refusal.response, 409)
     expect(
         watch.lowest is None or watch.lowest >= 0,
         f"A poller reading A's balance every {POLL_INTERVAL * 1000:g} ms during the transfers "
@@ -479,45 +689,6 @@ def test_no_deadlock(db: psycopg.Connection[Any], app_url: str, rng: random.Rand
     expect_books_balance(db, initial, hint=LOST_UPDATE)
 
 
-@hint(ONE_TRANSACTION)
-def test_atomicity(db: psycopg.Connection[Any], http: httpx.Client, rng: random.Random) -> None:
-    """A transfer whose ledger insert fails leaves no trace"""
-    sender, receiver = seed_accounts(db, [rng.randint(10_000, 50_000), rng.randint(0, 5_000)])
-    initial = balances_of(db, [sender, receiver])
-    with injected_trigger(
-        db, "bb_grader_fail_insert", before="INSERT", table="ledger_entries",
-        body=f"IF NEW.amount_cents = {POISONED_AMOUNT} THEN "
-        "RAISE EXCEPTION 'bb grader: injected failure on a ledger insert'; END IF; RETURN NEW;",
-    ):
-        response = send(http, transfer(sender, receiver, POISONED_AMOUNT))
-
-    expect(
-        response.status_code >= 500 or response.status_code == 409,
-        f"The grader made the database refuse the ledger row of a {POISONED_AMOUNT}-cent "
-        f"transfer, so the transfer cannot succeed: expected a 5xx or 409, not "
-        f"{response.status_code}.",
-        expected="5xx or 409", actual=describe(response),
-    )
-    final = balances_of(db, [sender, receiver])
-    changed = [
-        f"the {role}'s balance went from {initial[account_id]} to {final[account_id]}"
-        for role, account_id in (("sender", sender), ("receiver", receiver))
-        if final[account_id] != initial[account_id]
-    ]
-    expect(
-        not changed,
-        f"The transfer failed while writing the ledger, so no balance may change; but "
-        f"{' and '.join(changed)}.",
-    )
-    leftovers = ledger_rows(db, [sender, receiver])
-    expect(
-        not leftovers,
-        f"The transfer failed, so it must leave no ledger rows; {len(leftovers)} remain: "
-        f"{leftovers}.",
-        expected="no rows", actual=leftovers,
-    )
-
-
 @hint(LOST_UPDATE)
 def test_concurrent_deposits(
     db: psycopg.Connection[Any], app_url: str, rng: random.Random
@@ -538,37 +709,19 @@ def test_concurrent_deposits(
         f"100 cents; it rose by {rise}: {100 - rise} deposits were lost.",
         expected=100, actual=rise,
     )
-
-
-@hint(VALIDATE_FIRST)
-def test_validation(db: psycopg.Connection[Any], http: httpx.Client, rng: random.Random) -> None:
-    """Bad transfers are refused with 422 or 404 and change nothing"""
-    a, b = seed_accounts(db, [rng.randint(10_000, 50_000) for _ in range(2)])
-    unknown = unknown_account_id(db, rng)
-    amount = rng.randint(1, 5_000)
-    cases = [
-        ("an amount of 0", transfer(a, b, 0), 422),
-        ("a negative amount", transfer(a, b, -amount), 422),
-        ("an account paying itself", transfer(a, a, amount), 422),
-        ("an unknown sender", transfer(unknown, b, amount), 404),
-        ("an unknown receiver", transfer(a, unknown, amount), 404),
-    ]
-    rng.shuffle(cases)
-    initial, entries = balances_of(db, [a, b]), ledger_size(db)
-
-    for case, request, status in cases:
-        response = send(http, request)
-        expect(
-            response.status_code == status,
-            f"A transfer with {case} should be refused with {status}, not "
-            f"{response.status_code}.",
-            expected=status, actual=describe(response),
-        )
-        expect_problem(response, status)
-        after, entries_after = balances_of(db, [a, b]), ledger_size(db)
-        expect(
-            after == initial and entries_after == entries,
-            f"A transfer with {case} was refused, so balances and the ledger must not change; "
-            f"balances went from {initial} to {after}, and the ledger from {entries} to "
-            f"{entries_after} rows.",
-        )
+    # Each deposit answers the balance right after it: one cent more than the one before it.
+    reported = []
+    for outcome in outcomes:
+        assert outcome.response is not None
+        body = json_body(outcome.response)
+        reported.append(body.get("balance_cents") if isinstance(body, dict) else None)
+    wanted = list(range(opening + 1, opening + 101))
+    expect(
+        sorted(reported, key=str) == sorted(wanted, key=str),
+        f"Each deposit should answer the balance just after it, so the 100 answers should "
+        f"report each of {opening + 1} to {opening + 100} once; "
+        f"{len(set(map(str, reported)) & set(map(str, wanted)))} distinct ones of those came "
+        "back. Return the balance that your UPDATE ... RETURNING wrote, not one read around it.",
+        expected=f"{opening + 1} … {opening + 100}, once each",
+        actual=short_list(sorted(reported, key=str)),
+    )
