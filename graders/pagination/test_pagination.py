@@ -75,12 +75,14 @@ INSERTS_PER_PAGE, DELETES_PER_PAGE = 5, 1
 DEEP_ROWS, DEEP_NEWER, DEEP_LIMIT = 200_000, 90_000, 100
 #: Buffers Postgres touches per request (shared_blks_hit + shared_blks_read in
 #: pg_stat_statements): the cost of the query itself, which a busy machine does not change.
-#: TODO calibrate
+#: Measured on a shared 2-core machine at load average 20-40: reference 3.8-8.4 per request
+#: (5 grades of its deep page); keyset without an index 1,696; the OFFSET starter fails before (its cursor
+#: points at other rows once rows are inserted above it).
 DEEP_BUFFERS = 100
 #: p95 latency of the deep page, over DEEP_SAMPLES sequential requests, may be at most
 #: DEEP_P95_RATIO times the p95 of the first page measured in between (or the floor, on a
-#: quiet machine where both take a few ms).
-#: TODO calibrate
+#: quiet machine where both take a few ms). Reference, same 5 grades: ratio 0.76-1.18, with
+#: both p95s between 0.5 and 1.2 s, which is why no absolute latency is judged here.
 DEEP_P95_RATIO, DEEP_P95_FLOOR_MS = 3.0, 30.0
 DEEP_SAMPLES, DEEP_WARMUP = 50, 3
 #: No new pair of requests starts after this many seconds (a page that scans the table may take
@@ -133,14 +135,6 @@ class StatementTotals:
     calls: int
     buffers: int
     exec_ms: float
-
-
-@pytest.fixture(autouse=True)
-def _debug_timing(request: Any) -> Any:  # DEBUG
-    began = time.perf_counter()
-    yield
-    with open("/tmp/pagx-timing.txt", "a") as fh:  # noqa: PTH123
-        fh.write(f"{request.node.name} {time.perf_counter() - began:.1f}\n")
 
 
 def statement_totals(db: psycopg.Connection[Any], table: str) -> StatementTotals:
@@ -286,11 +280,19 @@ def shown(params: dict[str, Any]) -> str:
 
 
 def request_items(http: httpx.Client, params: dict[str, Any]) -> httpx.Response:
-    try:
-        return http.get("/items", params=params)
-    except httpx.TransportError as exc:
-        raise Failure(f"{shown(params)} got no answer: {type(exc).__name__} {exc}".rstrip()) \
-            from None
+    for attempt in (1, 2):
+        try:
+            return http.get("/items", params=params)
+        except httpx.RemoteProtocolError:
+            # uvicorn closes a kept-alive connection after an unhandled exception (a 500), and
+            # the next request on it fails. Once more, on a new connection, is the real answer.
+            if attempt == 2:
+                raise Failure(f"{shown(params)} got no answer: the server closed the "
+                              f"connection twice.") from None
+        except httpx.TransportError as exc:
+            raise Failure(f"{shown(params)} got no answer: {type(exc).__name__} {exc}"
+                          .rstrip()) from None
+    raise AssertionError("unreachable")
 
 
 def get_page(http: httpx.Client, params: dict[str, Any], *, hint: str | None = None) -> Page:
@@ -767,9 +769,7 @@ def test_deep_page(db: psycopg.Connection[Any], http: httpx.Client, app_url: str
     # Walking 900 pages would take minutes on a busy machine. The same depth comes cheaper:
     # take a cursor near the top of the older rows, then insert DEEP_NEWER newer rows above
     # it. The cursor now points ~DEEP_NEWER rows deep, as if a client had walked there.
-    t0 = time.perf_counter()  # DEBUG
     newest_old = seed_many(db, rng, DEEP_ROWS - DEEP_NEWER, empty=True)
-    t1 = time.perf_counter()  # DEBUG
     older = ordered_ids(db, first=2 * DEEP_LIMIT)
     first = get_page(http, {"limit": DEEP_LIMIT}, hint=TIE_BREAKER)
     expect(
@@ -781,7 +781,6 @@ def test_deep_page(db: psycopg.Connection[Any], http: httpx.Client, app_url: str
     )
     seed_many(db, rng, DEEP_NEWER, empty=False, newer_than=newest_old)
     expected_ids = older[DEEP_LIMIT:]
-    t2 = time.perf_counter()  # DEBUG
     params = {"limit": DEEP_LIMIT, "cursor": first.next_cursor}
     depth = DEEP_NEWER + DEEP_LIMIT
 
@@ -812,11 +811,9 @@ def test_deep_page(db: psycopg.Connection[Any], http: httpx.Client, app_url: str
         expected=expected_ids[:3], actual=got[:3], hint=OFFSET_SHIFTS,
     )
 
-    # Both series ran against the table: the buffers are per pair of requests, half each.
+    # Per request: the deep and the first page each ran `sent` times in this window.
     buffers = (after.buffers - before.buffers) / (2 * sent)
     db_ms = (after.exec_ms - before.exec_ms) / (2 * sent)
-    buffers = (after.buffers - before.buffers) / DEEP_SAMPLES
-    db_ms = (after.exec_ms - before.exec_ms) / DEEP_SAMPLES
     expect(
         buffers < DEEP_BUFFERS,
         f"Postgres touched {buffers:,.0f} buffers (8 KB pages) per request for the page "
@@ -828,10 +825,6 @@ def test_deep_page(db: psycopg.Connection[Any], http: httpx.Client, app_url: str
     p95 = percentile(deep_times, 95) * 1000
     first_p95 = percentile(shallow_times, 95) * 1000
     allowed = max(DEEP_P95_FLOOR_MS, DEEP_P95_RATIO * first_p95)
-    with open("/tmp/pagx-timing.txt", "a") as fh:  # noqa: PTH123  DEBUG
-        fh.write(f"deep: seed1 {t1-t0:.1f} seed2 {t2-t1:.1f} requests {time.perf_counter()-t2:.1f} "
-                 f"buffers {buffers:.1f} db_ms {db_ms:.2f} p95 {p95:.1f} first_p95 {first_p95:.1f} "
-                 f"p50 {percentile(deep_times, 50)*1000:.1f} first_p50 {percentile(shallow_times, 50)*1000:.1f}\n")
     expect(
         p95 < allowed,
         f"{sent} sequential requests for the page {depth:,} rows deep: p95 {p95:.1f} ms; "
@@ -883,13 +876,6 @@ def test_no_offset(db: psycopg.Connection[Any]) -> None:
         raise RuntimeError(f"pg_stat_statements is not available in this course's Postgres: "
                            f"{STATEMENTS_PROBLEM[0]}")
     statements = statements_on(db, "items")
-    reads = [(query, calls) for query, calls in statements if query.lstrip().upper().startswith(
-        ("SELECT", "WITH"))]
-    expect(
-        bool(reads),
-        "pg_stat_statements recorded no SELECT on items, although the walks were served: the "
-        "grader cannot see how your app reads the list.",
-    )
     offsets = [(query, calls) for query, calls in statements if OFFSET_WORD.search(query)]
     calls = sum(count for _, count in offsets)
     sample = " ".join(offsets[0][0].split()) if offsets else ""
