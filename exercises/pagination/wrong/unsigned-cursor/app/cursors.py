@@ -1,10 +1,7 @@
-"""Opaque, signed cursors.
+"""Opaque, validated cursors.
 
-A cursor names the last row a page sent (its created_at and id) and the filters of the walk.
-Clients must treat it as an opaque string: they can't read it, and they can't forge it, because
-it is signed with a key only the server knows.
-
-    <base64url(JSON payload)>.<base64url(HMAC-SHA256(key, payload)), first 16 bytes>
+A cursor names the last row a page sent (its created_at and id) and the filters of the walk,
+as base64url JSON. Decoding checks every field, so garbage is a 400, not a 500.
 """
 
 import base64
