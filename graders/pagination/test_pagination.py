@@ -76,8 +76,8 @@ DEEP_ROWS, DEEP_NEWER, DEEP_LIMIT = 200_000, 90_000, 100
 #: Buffers Postgres touches per request (shared_blks_hit + shared_blks_read in
 #: pg_stat_statements): the cost of the query itself, which a busy machine does not change.
 #: Measured on a shared 2-core machine at load average 20-40: reference 3.8-8.4 per request
-#: (5 grades of its deep page); keyset without an index 1,696; the OFFSET starter fails before (its cursor
-#: points at other rows once rows are inserted above it).
+#: (5 grades of its deep page); keyset without an index 1,696; the OFFSET starter fails
+#: before that (its cursor points at other rows once rows are inserted above it).
 DEEP_BUFFERS = 100
 #: p95 latency of the deep page, over DEEP_SAMPLES sequential requests, may be at most
 #: DEEP_P95_RATIO times the p95 of the first page measured in between (or the floor, on a
@@ -723,7 +723,7 @@ def test_filtered_walk(
                         if item_id in by_id and by_id[item_id].status != status]
         expect(
             not wrong_status,
-            f"{started} returned {len(wrong_status)} rows of another status on page {number} "
+            f"{started} returned {len(wrong_status)} row(s) of another status on page {number} "
             f"(e.g. id {first_few(wrong_status, 1)}). Pages after the first are requested with "
             f"only limit and cursor: the cursor must carry the filters.",
             expected=f"only status {status}", actual=f"{len(wrong_status)} rows of other statuses",
@@ -732,9 +732,9 @@ def test_filtered_walk(
                    if item_id in by_id and by_id[item_id].created_at <= bound]
         expect(
             not too_old,
-            f"{started} returned {len(too_old)} rows on page {number} created at or before "
-            f"{bound.isoformat()} (e.g. id {too_old[:1]}): created_after keeps rows created "
-            f"strictly after it, on every page.",
+            f"{started} returned {len(too_old)} row(s) on page {number} created at or before "
+            f"{bound.isoformat()} (e.g. id {first_few(too_old, 1)}): created_after keeps rows "
+            f"created strictly after it, on every page.",
             expected=f"created_at > {bound.isoformat()}", actual=f"{len(too_old)} older rows",
         )
 
