@@ -14,7 +14,7 @@ from tests.helpers import copy_mini_pack, edit_yaml
 
 def test_builtin_course_loads_in_course_order() -> None:
     pack = load_pack(ROOT)
-    assert list(pack.exercises) == ["rest-crud", "transactions"]
+    assert list(pack.exercises) == ["rest-crud", "schema-and-migrations", "transactions"]
     assert pack.module_of("transactions").id == "databases"
 
 
