@@ -67,7 +67,10 @@ def test_start_without_exercise_picks_the_first_unfinished(tmp_path: Path) -> No
 def test_start_unknown_exercise(tmp_path: Path) -> None:
     result = run_bb("start", "nope", expect=ExitCode.USAGE)
     assert "error: There is no exercise called 'nope'" in result.stderr
-    assert "hint: Known exercises: rest-crud, pagination, transactions" in result.stderr
+    assert (
+        "hint: Known exercises: rest-crud, pagination, schema-and-migrations, transactions"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 

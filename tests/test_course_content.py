@@ -20,8 +20,11 @@ def check_names(pack: Pack, exercise: Exercise) -> set[str]:
     names = set()
     for module in pack.grader_dir(exercise).glob("test_*.py"):
         tree = ast.parse(module.read_text(encoding="utf-8"))
-        names |= {node.name.removeprefix("test_") for node in tree.body
-                  if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+        names |= {
+            node.name.removeprefix("test_")
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+        }
     return names
 
 

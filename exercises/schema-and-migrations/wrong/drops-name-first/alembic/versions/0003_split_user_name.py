@@ -1,0 +1,48 @@
+"""Split users.name into first_name and last_name, and add a unique email_normalized.
+
+Expand, backfill, contract, in one transaction (Postgres runs DDL transactionally, so a failure
+anywhere leaves the table as it was):
+
+1. expand: add the new columns, nullable, so existing rows stay valid;
+2. backfill: fill them from the old columns, in SQL, without loading rows into Python;
+3. contract: make them NOT NULL and unique, then drop the old column.
+
+On a live system the contract step ships in a later release, once no running code reads
+``name``; here nothing else runs against the database, so one migration holds all three.
+
+Revision ID: 0003_split_user_name
+Revises: 0002_movie_reservations
+Create Date: 2026-01-03 00:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_split_user_name"
+down_revision = "0002_movie_reservations"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # What autogenerate proposed, with defaults so that NOT NULL works on a full table.
+    op.drop_column("users", "name")
+    op.add_column("users", sa.Column("first_name", sa.Text(), nullable=False,
+                                     server_default=""))
+    op.add_column("users", sa.Column("last_name", sa.Text(), nullable=False,
+                                     server_default=""))
+    op.add_column("users", sa.Column("email_normalized", sa.Text(), nullable=True))
+    op.execute("UPDATE users SET email_normalized = lower(btrim(email))")
+    op.alter_column("users", "email_normalized", nullable=False)
+    op.create_unique_constraint("users_email_normalized_key", "users", ["email_normalized"])
+
+
+def downgrade() -> None:
+    # The reverse, just as careful with the data: rebuild name before dropping its parts.
+    op.add_column("users", sa.Column("name", sa.Text(), nullable=True))
+    op.execute("UPDATE users SET name = btrim(first_name || ' ' || last_name)")
+    op.alter_column("users", "name", nullable=False)
+    op.drop_constraint("users_email_normalized_key", "users", type_="unique")
+    op.drop_column("users", "email_normalized")
+    op.drop_column("users", "last_name")
+    op.drop_column("users", "first_name")
