@@ -218,8 +218,12 @@ def test_strict_without_the_relay_image_says_to_run_setup(
 
 
 def test_dev_check_proves_a_pack_under_strict(relay: Any, no_leftovers: Any) -> None:
-    result = run_bb("dev", "check", "--pack", MINI_PACK, "-e", "hello", "--isolation", "strict")
+    result = run_bb(
+        "dev", "check", "--pack", MINI_PACK, "-e", "hello", "--isolation", "strict",
+        "--variant", "forgets-hello",
+    )  # fmt: skip
     assert "✓ hello" in result.stdout
+    assert "✓ wrong variant forgets-hello: caught by hello" in result.stdout
 
 
 def test_a_build_that_needs_the_network_fails_under_strict_and_says_why(

@@ -268,8 +268,7 @@ def _grade_measured(workspace: Path, *args: str) -> tuple[int, bytes, bytes, flo
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "bb", "grade", *args], cwd=workspace, stdout=stdout,
-            stderr=stderr, env={**os.environ, "HOSTILE_MEASUREMENTS": str(workspace.parent /
-                                                                          "measured.json")},
+            stderr=stderr, env={**os.environ, "TMPDIR": str(_own_tmp(workspace.parent))},
         )  # fmt: skip
         try:
             _, status, usage = os.wait4(process.pid, 0)
@@ -278,6 +277,13 @@ def _grade_measured(workspace: Path, *args: str) -> tuple[int, bytes, bytes, flo
             raise
         process.returncode = os.waitstatus_to_exitcode(status)
     return process.returncode, out.read_bytes(), err.read_bytes(), usage.ru_maxrss / 1024
+
+
+def _own_tmp(parent: Path) -> Path:
+    """A temporary directory for one grade (the grader inherits TMPDIR, and only it)."""
+    folder = parent / "tmp"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.mark.docker
@@ -297,7 +303,7 @@ def test_a_hostile_app_cannot_exhaust_bb(tmp_path: Path, no_leftovers: Any) -> N
         assert CAP_MESSAGE in checks[name]["message"], checks[name]
     for name in ("log_file_is_capped", "log_is_read_bounded", "memory_stays_small"):
         assert checks[name]["status"] == "passed", checks[name]
-    measured = json.loads((tmp_path / "measured.json").read_text())
+    measured = json.loads((_own_tmp(tmp_path) / "bb-hostile-measured.json").read_text())
     assert measured["log_config"]["Type"] == "json-file"
     assert measured["log_file_bytes"] <= LOG_FILES * 2 * 2**20 + 64 * 1024  # 44 MiB were written
     assert measured["log_chars"] <= LOG_READ_CHARS
