@@ -511,8 +511,14 @@ def _emit(report: Any, fmt: Any, output: Path | None) -> None:
     text = render(report, fmt)
     if output is None:
         print_data(text)
-    else:
+        return
+    try:
         write_atomically(output, text)
+    except OSError as exc:
+        raise UserError(
+            f"bb cannot write the result to {output} ({exc.strerror or exc}).",
+            hint="Give --output a path in a folder you can write to.",
+        ) from None
 
 
 @app.command()

@@ -125,3 +125,13 @@ def test_a_flood_in_one_check_is_cut_to_fit(fmt: Format, tmp_path: Path) -> None
     write_atomically(target, text)
     assert target.read_text(encoding="utf-8") == text
     assert [p.name for p in target.parent.iterdir()] == ["results.json"]
+
+
+def test_an_output_path_that_cannot_be_written_is_a_clear_usage_error(tmp_path: Path) -> None:
+    from bb.cli import _emit
+    from bb.errors import UserError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write the result to"):
+        _emit(_report(), Format.JUNIT, blocker / "junit.xml")
