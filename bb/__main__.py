@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bb.cli import main
+from bb.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bb.report import GradeReport
+    from bb.results.report import GradeReport
 
 
 class ExitCode(enum.IntEnum):

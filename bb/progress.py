@@ -3,8 +3,8 @@
 SQLite in bb's home directory. Every write is one transaction, so an interrupted bb leaves
 the store as it was before or after a write, never between.
 
-Progress belongs to a pack as bb knows it (:class:`bb.pack.PackIdentity`): by where it lives
-(``builtin`` for the built-in course wherever bb is installed, else the pack's resolved
+Progress belongs to a pack as bb knows it (:class:`bb.pack.manifest.PackIdentity`): by where
+it lives (``builtin`` for the built-in course wherever bb is installed, else the pack's resolved
 directory), never by the id its course declares, so no other pack can pass an exercise of the
 built-in course. Each attempt is stamped with the digest of the pack's content it ran against.
 
@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 
 from bb import paths
 from bb.errors import EnvironmentProblem
-from bb.report import GradeReport
+from bb.results.report import GradeReport
 
 if TYPE_CHECKING:
-    from bb.pack import PackIdentity
+    from bb.pack.manifest import PackIdentity
 
 SCHEMA_VERSION = 2
 
@@ -173,7 +173,7 @@ def _migrate_from_1(conn: sqlite3.Connection) -> None:
 
 
 def _pack_of_v1_row(course: str, workspace: str | None) -> str:
-    from bb.pack import BUILTIN
+    from bb.pack.manifest import BUILTIN
 
     if workspace:
         recorded = _recorded_pack(Path(workspace))
@@ -185,8 +185,8 @@ def _pack_of_v1_row(course: str, workspace: str | None) -> str:
 def _recorded_pack(workspace: Path) -> str | None:
     """The pack a project's record names, as progress keys it; None if it cannot say."""
     from bb.errors import UserError
-    from bb.pack import location_key
-    from bb.scaffold import read_record
+    from bb.pack.manifest import location_key
+    from bb.pack.scaffold import read_record
 
     try:
         return location_key(read_record(workspace).pack)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def make_class(folder: Path, exercise_id: str, students: int) -> None:
-    from bb.pack import load_pack
-    from bb.scaffold import lay_solution, new_project
+    from bb.pack.manifest import load_pack
+    from bb.pack.scaffold import lay_solution, new_project
 
     pack = load_pack(ROOT)
     exercise = pack.exercise(exercise_id)
@@ -54,7 +54,7 @@ def grade(submissions: Path, exercise: str, env: dict[str, str], *extra: str) ->
 
 
 def with_workers(env: dict[str, str], scratch: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    from bb.runtime import free_port
+    from bb.stack.engine import free_port
 
     port = free_port()
     redis = subprocess.Popen(

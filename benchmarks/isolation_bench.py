@@ -79,10 +79,10 @@ def relay_overhead(engine: object, image: str, requests: int) -> dict[str, float
 
     import httpx
 
-    from bb.images import relay_image_tag
-    from bb.pack import HttpProbe, Readiness
-    from bb.probes import wait_ready
-    from bb.runtime import ContainerSpec, Engine, free_port
+    from bb.pack.manifest import HttpProbe, Readiness
+    from bb.stack.engine import ContainerSpec, Engine, free_port
+    from bb.stack.images import relay_image_tag
+    from bb.stack.probes import wait_ready
 
     assert isinstance(engine, Engine)
     grade_id = secrets.token_hex(4)
@@ -159,10 +159,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per route, relay benchmark")
     args = parser.parse_args()
 
-    from bb.grading import app_image_tag
-    from bb.pack import load_pack
-    from bb.runtime import Engine
-    from bb.scaffold import lay_solution, new_project
+    from bb.grading.runner import app_image_tag
+    from bb.pack.manifest import load_pack
+    from bb.pack.scaffold import lay_solution, new_project
+    from bb.stack.engine import Engine
 
     pack = load_pack(ROOT)
     exercise = pack.exercise(args.exercise)

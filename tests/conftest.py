@@ -71,8 +71,8 @@ def engine():  # type: ignore[no-untyped-def]
     """A connected Docker engine with the course images built; skipped locally without one,
     and a failure in CI, where Docker tests are required."""
     from bb.errors import EnvironmentProblem
-    from bb.pack import load_pack
-    from bb.runtime import Engine
+    from bb.pack.manifest import load_pack
+    from bb.stack.engine import Engine
 
     try:
         connected = Engine.connect()

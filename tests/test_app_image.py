@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from bb.errors import ContentError, ExitCode
-from bb.grading import generated_dockerfile
-from bb.pack import load_pack
-from bb.scaffold import lay_solution
+from bb.grading.runner import generated_dockerfile
+from bb.pack.manifest import load_pack
+from bb.pack.scaffold import lay_solution
 from tests.conftest import MINI_PACK, run_bb
 from tests.helpers import copy_mini_pack, edit_yaml
 

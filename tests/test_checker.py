@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bb.checker import judge_variant, static_problems
 from bb.errors import ExitCode
-from bb.pack import load_pack
-from bb.report import CheckResult, GradeReport, Status
+from bb.grading.checker import judge_variant, static_problems
+from bb.pack.manifest import load_pack
+from bb.results.report import CheckResult, GradeReport, Status
 from tests.conftest import MINI_PACK, run_bb
 from tests.helpers import copy_mini_pack, edit_yaml
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bb.class_report import grades_csv, html_report
-from bb.classroom import StudentResult
-from bb.pack import load_pack
-from bb.report import CheckResult, GradeReport, Status, weighed
-from bb.results import not_graded
+from bb.grading.classroom import StudentResult
+from bb.pack.manifest import load_pack
+from bb.results.class_report import grades_csv, html_report
+from bb.results.formats import not_graded
+from bb.results.report import CheckResult, GradeReport, Status, weighed
 from tests.conftest import MINI_PACK, _docker_required
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bb.classroom import Submission, SubmissionRejected, find_submissions, unpack
 from bb.errors import UserError
+from bb.grading.classroom import Submission, SubmissionRejected, find_submissions, unpack
 from tests.conftest import MINI_PACK, run_bb
 
 TEMPLATE = MINI_PACK / "templates" / "hello"
@@ -27,7 +27,7 @@ def _project(root: Path, *, solved: bool, server: str | None = None) -> Path:
         shutil.copy(source, root / source.name.removesuffix(".jinja"))
     # The submission carries the student's own Dockerfile, rendered as `bb start` did.
     dockerfile = (root / "Dockerfile").read_text()
-    from bb.pack import load_pack
+    from bb.pack.manifest import load_pack
 
     tag = load_pack(MINI_PACK).image_tag("python")
     (root / "Dockerfile").write_text(dockerfile.replace("{{ images.python }}", tag))
@@ -127,8 +127,8 @@ def test_a_class_is_graded_into_every_format(tmp_path: Path, no_leftovers: Any) 
 
 
 def test_only_the_engines_build_failures_are_retried() -> None:
-    from bb.classroom import _engine_hiccup
-    from bb.report import CheckResult, GradeReport, Status
+    from bb.grading.classroom import _engine_hiccup
+    from bb.results.report import CheckResult, GradeReport, Status
 
     def with_build_log(log: str) -> GradeReport:
         build = CheckResult("build", "builds", Status.FAILED, log=log)

@@ -20,7 +20,7 @@ def test_help_does_not_import_heavy_modules() -> None:
     import sys
 
     code = (
-        "import sys; from bb.cli import run; run(['--help']); "
+        "import sys; from bb.cli.app import run; run(['--help']); "
         "print(sorted(m for m in ('docker','pydantic','jinja2','httpx','psycopg','yaml', "
         "'rich.markdown','markdown_it') if m in sys.modules))"
     )
@@ -123,7 +123,7 @@ def test_unexpected_errors_hide_the_traceback_unless_debug(tmp_path: Path) -> No
 
 
 def test_json_document_shape_is_stable() -> None:
-    from bb.report import CheckResult, GradeReport, Status, to_json
+    from bb.results.report import CheckResult, GradeReport, Status, to_json
 
     report = GradeReport(
         exercise="e",
@@ -163,7 +163,7 @@ def test_setup_shows_each_builds_progress_from_its_steps() -> None:
 
     from rich.console import Console
 
-    from bb.cli import _BuildProgress
+    from bb.cli.app import _BuildProgress
 
     console = Console(file=io.StringIO(), width=100, force_terminal=False, no_color=True)
     with _BuildProgress(console) as progress:

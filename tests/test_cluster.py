@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bb.runtime import free_port
+from bb.stack.engine import free_port
 from tests.conftest import MINI_PACK, _docker_required
 from tests.test_classroom import _project
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bb.pack import Exercise, Pack, load_pack
+from bb.pack.manifest import Exercise, Pack, load_pack
 from tests.conftest import ROOT
 
 COURSE = load_pack(ROOT)

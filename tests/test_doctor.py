@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bb.errors import ExitCode
-from bb.runtime import _probe_candidate
+from bb.stack.engine import _probe_candidate
 from tests.conftest import MINI_PACK, run_bb
 from tests.helpers import copy_mini_pack
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bb.grader_http import RawHTTPError, build_request, open_connections, raw_connection
+from bb.grader.raw_http import RawHTTPError, build_request, open_connections, raw_connection
 from tests.local_server import LocalServer, response
 
 

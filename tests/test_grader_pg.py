@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from bb.grader import Failure
-from bb.grader_pg import (
+from bb.grader.pg import (
     GRADER_APPLICATION,
     Postgres,
     expect_same_rows,
@@ -25,9 +25,9 @@ from tests.conftest import ROOT
 @pytest.fixture(scope="module")
 def postgres(engine: Any) -> Iterator[tuple[str, Any]]:
     """A course postgres container on a network of its own: (DSN of its superuser, logs)."""
-    from bb.pack import PostgresProbe, Readiness, load_pack
-    from bb.probes import wait_ready
-    from bb.runtime import ContainerSpec, free_port
+    from bb.pack.manifest import PostgresProbe, Readiness, load_pack
+    from bb.stack.engine import ContainerSpec, free_port
+    from bb.stack.probes import wait_ready
 
     grade_id = "pgtest" + secrets.token_hex(3)
     port = free_port()

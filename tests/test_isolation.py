@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from bb.errors import ExitCode
-from bb.pack import load_pack
-from bb.scaffold import lay_solution
+from bb.pack.manifest import load_pack
+from bb.pack.scaffold import lay_solution
 from tests.conftest import MINI_PACK, ROOT, _docker_required, run_bb
 from tests.helpers import copy_mini_pack
 
@@ -45,7 +45,7 @@ PROBE_CHECKS = {
 @pytest.fixture(scope="session")
 def relay(engine: Any) -> Any:
     """The engine, with bb's relay image built (by `bb setup`)."""
-    from bb.images import relay_image_tag
+    from bb.stack.images import relay_image_tag
 
     if not engine.has_image(relay_image_tag()):
         message = f"bb's relay image is missing ({relay_image_tag()}): run `bb setup`"
@@ -207,8 +207,9 @@ def test_rest_crud_solution_passes_under_strict(
 def test_strict_without_the_relay_image_says_to_run_setup(
     engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bb import grading, images
     from bb.errors import EnvironmentProblem
+    from bb.grading import runner as grading
+    from bb.stack import images
 
     monkeypatch.setattr(images, "relay_image_tag", lambda: "bb/relay:never-built")
     with pytest.raises(EnvironmentProblem) as raised:
@@ -249,7 +250,7 @@ def test_containers_of_bb_images_that_no_grade_started_are_not_swept(relay: Any)
     a concurrent bb command's sweep must not kill them (nor a learner's own `docker run`)."""
     import docker
 
-    from bb.images import relay_image_tag
+    from bb.stack.images import relay_image_tag
 
     client = docker.from_env()
     container = client.containers.create(relay_image_tag(), ["1=app:1"])

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from bb import journal, paths
+from bb import paths
 from bb.errors import EnvironmentProblem
+from bb.stack import journal
 from tests.helpers import fill_disk, small_disk
 
 

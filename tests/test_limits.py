@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from bb.errors import ExitCode
-from bb.pack import load_pack
-from bb.scaffold import lay_solution
-from bb.tail import TextTail
+from bb.pack.manifest import load_pack
+from bb.pack.scaffold import lay_solution
+from bb.stack.tail import TextTail
 from tests.conftest import MINI_PACK, run_bb
 from tests.test_terminal import ESCAPES, controls
 
@@ -65,7 +65,7 @@ class _FakeLogsApi:
 
 
 def test_engine_logs_are_bounded_in_bytes_whatever_tail_says() -> None:
-    from bb.runtime import LINE_CHARS, Engine
+    from bb.stack.engine import LINE_CHARS, Engine
 
     class Client:
         api = _FakeLogsApi(64 * 2**20)
@@ -125,8 +125,8 @@ def _endless_server(total: int) -> Iterator[tuple[str, dict[str, int]]]:
 
 
 def test_the_readiness_probe_reads_no_body() -> None:
-    from bb.pack import Readiness
-    from bb.probes import probe
+    from bb.pack.manifest import Readiness
+    from bb.stack.probes import probe
 
     with _endless_server(200 * 2**20) as (url, sent):
         port = int(url.rsplit(":", 1)[1])
@@ -196,7 +196,7 @@ def test_a_small_body_reads_whole_through_every_client() -> None:
 
 
 def test_a_check_reports_at_most_a_bounded_text() -> None:
-    from bb.grader_plugin import FIELD_CHARS, _bounded
+    from bb.grader.plugin import FIELD_CHARS, _bounded
 
     assert _bounded("short") == "short"
     assert _bounded(None) is None
@@ -223,7 +223,7 @@ def _peak_rss_of(code: str) -> tuple[float, str]:
 
 @pytest.mark.docker
 def test_a_build_that_prints_without_end_keeps_a_bounded_tail(tmp_path: Path, engine: Any) -> None:
-    from bb.runtime import BUILD_LOG_LINES
+    from bb.stack.engine import BUILD_LOG_LINES
 
     # 136 MiB of output: 1.5 million short lines, one 16 MiB line, a last word, a failure.
     # (FROM the plain base image: containers built from bb's own images carry its labels.)
@@ -235,7 +235,7 @@ def test_a_build_that_prints_without_end_keeps_a_bounded_tail(tmp_path: Path, en
     tag = "bb-test/build-flood:latest"
     try:
         peak, printed = _peak_rss_of(
-            "import json, pathlib\nfrom bb.runtime import Engine\n"
+            "import json, pathlib\nfrom bb.stack.engine import Engine\n"
             f"outcome = Engine.connect().build(pathlib.Path({str(tmp_path)!r}), {tag!r})\n"
             "print(json.dumps([outcome.ok, outcome.log]))"
         )
@@ -288,7 +288,7 @@ def _own_tmp(parent: Path) -> Path:
 
 @pytest.mark.docker
 def test_a_hostile_app_cannot_exhaust_bb(tmp_path: Path, no_leftovers: Any) -> None:
-    from bb.runtime import LOG_FILES, LOG_READ_CHARS
+    from bb.stack.engine import LOG_FILES, LOG_READ_CHARS
 
     workspace = _hostile_workspace(tmp_path)
     code, stdout, stderr, peak = _grade_measured(workspace, "--json")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bb.errors import ContentError, UserError
-from bb.pack import load_pack
+from bb.pack.manifest import load_pack
 from tests.conftest import MINI_PACK, ROOT
 from tests.helpers import copy_mini_pack, edit_yaml
 

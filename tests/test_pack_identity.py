@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from bb.errors import ExitCode
-from bb.pack import load_pack
-from bb.scaffold import lay_solution
+from bb.pack.manifest import load_pack
+from bb.pack.scaffold import lay_solution
 from tests.conftest import MINI_PACK, ROOT, run_bb
 from tests.helpers import copy_mini_pack, edit_yaml
 
@@ -147,8 +147,8 @@ def test_simultaneous_starts_into_one_directory(tmp_path: Path) -> None:
 def test_status_shows_the_content_a_pass_was_earned_on() -> None:
     from rich.console import Console
 
+    from bb.cli.views import progress_summary
     from bb.progress import ExerciseProgress
-    from bb.views import progress_summary
 
     pack = load_pack(MINI_PACK)
     earlier = "f" * 64

@@ -11,9 +11,9 @@ import pytest
 
 from bb import paths, progress
 from bb.errors import EnvironmentProblem
-from bb.pack import PackIdentity, load_pack
-from bb.report import CheckResult, GradeReport, Status
-from bb.scaffold import Record, write_record
+from bb.pack.manifest import PackIdentity, load_pack
+from bb.pack.scaffold import Record, write_record
+from bb.results.report import CheckResult, GradeReport, Status
 from tests.conftest import MINI_PACK, ROOT
 from tests.helpers import fill_disk, read_only, small_disk
 

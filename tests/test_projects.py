@@ -6,8 +6,8 @@ from pathlib import Path
 
 from bb import progress
 from bb.errors import ExitCode
-from bb.pack import load_pack
-from bb.report import CheckResult, GradeReport, Status
+from bb.pack.manifest import load_pack
+from bb.results.report import CheckResult, GradeReport, Status
 from tests.conftest import MINI_PACK, run_bb
 
 

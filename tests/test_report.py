@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from bb.report import RESULT_VERSION, CheckResult, GradeReport, Status, render, to_json
+from bb.results.report import RESULT_VERSION, CheckResult, GradeReport, Status, render, to_json
 
 
 def _report(*statuses: Status) -> GradeReport:
@@ -92,7 +92,7 @@ def test_passed_checks_stay_short_unless_verbose() -> None:
 
 
 def test_pack_text_reaches_the_learner_exactly() -> None:
-    from bb.views import numbered
+    from bb.cli.views import numbered
 
     hint = "BIGINT stops at 2**63-1; use `icontains(term, autoescape=True)` and *escape* _ too."
     console = Console(file=io.StringIO(), width=200, no_color=True)

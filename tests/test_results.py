@@ -10,8 +10,8 @@ from xml.etree import ElementTree as ET
 import jsonschema_rs
 import pytest
 
-from bb.report import CheckResult, GradeReport, Status, from_json, weighed
-from bb.results import MAX_FILE_BYTES, Format, not_graded, render, write_atomically
+from bb.results.formats import MAX_FILE_BYTES, Format, not_graded, render, write_atomically
+from bb.results.report import CheckResult, GradeReport, Status, from_json, weighed
 
 SCHEMAS = Path(__file__).parent / "schemas"
 
@@ -128,7 +128,7 @@ def test_a_flood_in_one_check_is_cut_to_fit(fmt: Format, tmp_path: Path) -> None
 
 
 def test_an_output_path_that_cannot_be_written_is_a_clear_usage_error(tmp_path: Path) -> None:
-    from bb.cli import _emit
+    from bb.cli.app import _emit
     from bb.errors import UserError
 
     blocker = tmp_path / "a-file"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bb.runtime import MANAGED, _owner_alive, _owner_token, free_port
+from bb.stack.engine import MANAGED, _owner_alive, _owner_token, free_port
 from tests.conftest import ROOT
 
 
@@ -48,9 +48,9 @@ def test_free_port_is_bindable() -> None:
 @pytest.mark.docker
 def test_a_sweep_never_breaks_another_processs_build(tmp_path: Path, engine: Any) -> None:
     """Sweeps run at the start of every grade; a build running beside one must survive it."""
-    from bb.grading import APP_IMAGE, sweep_leftovers
-    from bb.pack import load_pack
-    from bb.runtime import MANAGED
+    from bb.grading.runner import APP_IMAGE, sweep_leftovers
+    from bb.pack.manifest import load_pack
+    from bb.stack.engine import MANAGED
 
     tag = load_pack(ROOT).image_tag("python")
     (tmp_path / "Dockerfile").write_text(
@@ -94,7 +94,7 @@ def test_a_sweep_spares_containers_that_only_inherit_bb_labels(engine: Any) -> N
 
 
 def test_a_builds_containers_are_never_swept() -> None:
-    from bb.runtime import GRADE, MANAGED, OWNER, _orphan
+    from bb.stack.engine import GRADE, MANAGED, OWNER, _orphan
 
     # A build's intermediate container carries the image's labels, and no grade's.
     assert not _orphan({MANAGED: "1", "io.bb.app": "1", "io.bb.workspace": "/ws"})

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bb.errors import ContentError, UserError
-from bb.pack import Pack, load_pack
-from bb.scaffold import (
+from bb.pack.manifest import Pack, load_pack
+from bb.pack.scaffold import (
     MAX_TEMPLATE_BYTES,
     ScaffoldResult,
     lay_solution,
@@ -212,11 +212,11 @@ def test_a_start_that_loses_the_race_finds_the_project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another bb publishes the same project while this one renders: no crash, no overwrite."""
-    import bb.scaffold
+    import bb.pack.scaffold
 
     pack = load_pack(MINI_PACK)
     exercise = pack.exercise("hello")
-    real_render = bb.scaffold.render_layers
+    real_render = bb.pack.scaffold.render_layers
     winner: list[ScaffoldResult] = []
     racing: list[bool] = []
 
@@ -227,7 +227,7 @@ def test_a_start_that_loses_the_race_finds_the_project(
             (tmp_path / "ws" / "answers.py").write_text("# the winner's\n")
         return real_render(*args)
 
-    monkeypatch.setattr(bb.scaffold, "render_layers", render_while_another_bb_wins)
+    monkeypatch.setattr(bb.pack.scaffold, "render_layers", render_while_another_bb_wins)
     loser = new_project(pack, exercise, tmp_path / "ws")
     assert winner[0].created and not loser.created
     assert (tmp_path / "ws" / "answers.py").read_text() == "# the winner's\n"
@@ -237,10 +237,10 @@ def test_a_start_that_loses_the_race_finds_the_project(
 def test_losing_the_race_to_another_exercise_is_a_user_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bb.scaffold
+    import bb.pack.scaffold
 
     pack = load_pack(MINI_PACK)
-    real_render = bb.scaffold.render_layers
+    real_render = bb.pack.scaffold.render_layers
     racing: list[bool] = []
 
     def render_while_another_exercise_wins(*args: Any) -> list[str]:
@@ -249,7 +249,7 @@ def test_losing_the_race_to_another_exercise_is_a_user_error(
             new_project(pack, pack.exercise("slow"), tmp_path / "ws")
         return real_render(*args)
 
-    monkeypatch.setattr(bb.scaffold, "render_layers", render_while_another_exercise_wins)
+    monkeypatch.setattr(bb.pack.scaffold, "render_layers", render_while_another_exercise_wins)
     with pytest.raises(UserError, match="already holds the project of exercise 'slow'"):
         new_project(pack, pack.exercise("hello"), tmp_path / "ws")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]
@@ -294,9 +294,9 @@ def test_a_template_that_hoards_memory_is_stopped(tmp_path: Path) -> None:
 
 
 def test_a_template_that_spins_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bb.scaffold
+    import bb.pack.scaffold
 
-    monkeypatch.setattr(bb.scaffold, "RENDER_CPU_SECONDS", 1)
+    monkeypatch.setattr(bb.pack.scaffold, "RENDER_CPU_SECONDS", 1)
     pack = _with_template(
         tmp_path,
         {

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bb.errors import ContentError, EnvironmentProblem
-from bb.grading import (
+from bb.grading.runner import (
     HangEvidence,
     SuiteOutcome,
     _engine_faults,
@@ -27,8 +27,8 @@ from bb.grading import (
     grader_waits_on_network,
     suite_environment,
 )
-from bb.pack import load_pack
-from bb.report import Status
+from bb.pack.manifest import load_pack
+from bb.results.report import Status
 from tests.conftest import MINI_PACK
 
 

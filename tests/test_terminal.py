@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bb.console import printable
+from bb.cli.console import printable
 from bb.errors import ContentError, ExitCode
-from bb.report import CheckResult, GradeReport, Status, render
+from bb.results.report import CheckResult, GradeReport, Status, render
 
 #: Clear screen, cursor home, window title, bell, an 8-bit CSI, terminal reset, Rich markup.
 ESCAPES = "\x1b[2J\x1b[H\x1b]0;pwned\x07\x07\x9b31m\x1bc[red]not markup[/red]"
@@ -68,7 +68,7 @@ def test_a_report_prints_app_text_inert() -> None:
 
 
 def test_error_messages_print_inert(capsys: pytest.CaptureFixture[str]) -> None:
-    from bb.cli import guarded
+    from bb.cli.app import guarded
 
     @guarded
     def command() -> None:

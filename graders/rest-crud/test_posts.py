@@ -37,7 +37,7 @@ from bb.grader import (
 )
 
 if TYPE_CHECKING:
-    from bb.grader_plugin import Stack
+    from bb.grader.plugin import Stack
 
 Post = dict[str, Any]
 Operation = APIOperation[Any, Any, Any, Any]

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bb.errors import ContentError, UserError
-from bb.isolation import Isolation
-from bb.pack import Exercise, Pack
-from bb.report import GradeReport
+from bb.pack.manifest import Exercise, Pack
+from bb.results.report import GradeReport
+from bb.stack.isolation import Isolation
 
 if TYPE_CHECKING:
-    from bb.runtime import Engine
+    from bb.stack.engine import Engine
 
 #: Checks the grading stages report, which a variant's ``fails`` may name besides the suite's.
 STAGE_CHECKS = ("build", "services", "migrate", "app", "time-limit")
@@ -73,7 +73,7 @@ class ExerciseCheck:
 
 def static_problems(pack: Pack, exercise: Exercise) -> list[str]:
     """What is wrong with an exercise's files, without running anything."""
-    from bb.scaffold import render_layers
+    from bb.pack.scaffold import render_layers
 
     problems = []
     if not pack.lesson_path(exercise.id).is_file():
@@ -155,7 +155,7 @@ def check_exercise(
     if problems or not grade:
         return ExerciseCheck(exercise.id, tuple(problems))
 
-    from bb.runtime import Engine
+    from bb.stack.engine import Engine
 
     say: Callable[[str], None] = on_progress or (lambda _m: None)
     engine = Engine.connect()
@@ -246,8 +246,8 @@ def _grade_one(
     isolation: Isolation = Isolation.STANDARD,
 ) -> GradeReport:
     """Scaffold the starter, lay the solution (and a variant's files) over it, and grade it."""
-    from bb.grading import grade_exercise
-    from bb.scaffold import lay_solution, new_project
+    from bb.grading.runner import grade_exercise
+    from bb.pack.scaffold import lay_solution, new_project
 
     new_project(pack, exercise, workspace)
     if job != "starter":

@@ -15,15 +15,15 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from bb.console import printable
+from bb.cli.console import printable
 
 if TYPE_CHECKING:
-    from bb.checker import ExerciseCheck
-    from bb.classroom import StudentResult
-    from bb.doctor import Finding
-    from bb.pack import Exercise, Pack, PackIdentity
+    from bb.grading.checker import ExerciseCheck
+    from bb.grading.classroom import StudentResult
+    from bb.pack.manifest import Exercise, Pack, PackIdentity
+    from bb.pack.projects import Backup, FileDiff
     from bb.progress import ExerciseProgress
-    from bb.projects import Backup, FileDiff
+    from bb.stack.doctor import Finding
 
 _STATE = {
     "passed": ("✓ passed", "green"),
@@ -114,7 +114,7 @@ def prose(text: str) -> Text:
 
 def numbered(items: Sequence[str]) -> Group:
     """A numbered list with hanging indents; each item as :func:`prose`."""
-    from bb.report import Indented
+    from bb.results.report import Indented
 
     width = len(f"{len(items)}.") + 1
     return Group(*(Indented(prose(item), width, f"{n}.") for n, item in enumerate(items, 1)))
@@ -248,7 +248,7 @@ _VERDICT = {"ok": ("✓", "green"), "warning": ("!", "yellow"), "blocking": ("�
 
 
 def findings_view(findings: Sequence[Finding]) -> Any:
-    from bb.report import Indented
+    from bb.results.report import Indented
 
     parts: list[Any] = []
     for finding in findings:

@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bb import __version__, journal
+from bb import __version__
 from bb.errors import BBError, ContentError, EnvironmentProblem
-from bb.isolation import Isolation
-from bb.pack import Exercise, Pack, PackIdentity, Readiness
-from bb.report import CheckResult, GradeReport, Status, weighed
-from bb.runtime import (
+from bb.pack.manifest import Exercise, Pack, PackIdentity, Readiness
+from bb.results.report import CheckResult, GradeReport, Status, weighed
+from bb.stack import journal
+from bb.stack.engine import (
     ENGINE_HINT,
     MANAGED,
     Confinement,
@@ -37,6 +37,7 @@ from bb.runtime import (
     free_port,
     is_engine_fault,
 )
+from bb.stack.isolation import Isolation
 
 Progress = Callable[[str], None]
 
@@ -105,7 +106,7 @@ def grade_exercise(
         grade_id: the id every container and network of this grade is labelled with (a
             watchdog outside can remove them all by it); a fresh one by default.
         app_log: where to save the end of the app's log before teardown, if anywhere.
-        isolation: how far the graded code is fenced in (see :class:`bb.isolation.Isolation`).
+        isolation: how far the graded code is fenced in (see :class:`bb.stack.isolation.Isolation`).
 
     Raises:
         EnvironmentProblem: an image is missing, or Docker failed or went away mid-grade.
@@ -411,7 +412,7 @@ def _finish_build(
 def _wait_ready(
     engine: Engine, container: str, readiness: Readiness, port: int, deadline: float
 ) -> tuple[str | None, bool]:
-    from bb.probes import wait_ready
+    from bb.stack.probes import wait_ready
 
     return wait_ready(
         readiness, port, exited=lambda: engine.has_exited(container), deadline=deadline
@@ -530,7 +531,7 @@ def _migrate(
 def _start_app(
     exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float, say: Progress
 ) -> CheckResult:
-    from bb.probes import describe
+    from bb.stack.probes import describe
 
     app = exercise.app
     description = f"your app starts and answers ({describe(app.ready)})"
@@ -607,7 +608,7 @@ def suite_environment(source: Mapping[str, str], scratch: Path) -> dict[str, str
         env["PYTHONPATH"] = str(bb_root)
     env.update(
         {
-            # Only the plugins bb names on the command line (-p bb.grader_plugin) load.
+            # Only the plugins bb names on the command line (-p bb.grader.plugin) load.
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "BB_GRADE_CONTEXT": str(scratch / "context.json"),
@@ -716,7 +717,7 @@ _RELAY_FIRST_PORT = 40000
 
 
 def _require_relay(engine: Engine) -> None:
-    from bb.images import relay_image_tag
+    from bb.stack.images import relay_image_tag
 
     if not engine.has_image(relay_image_tag()):
         raise EnvironmentProblem(
@@ -734,7 +735,7 @@ def _open_networks(exercise: Exercise, engine: Engine, running: _Running) -> Non
     if running.isolation is not Isolation.STRICT:
         engine.create_network(running.network, running.grade_id)
         return
-    from bb.images import relay_image_tag
+    from bb.stack.images import relay_image_tag
 
     engine.create_internal_network(running.network, running.grade_id)
     edge = f"{running.network}-edge"
@@ -806,7 +807,7 @@ class _SuiteRun:
         (self.scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         command = [
             sys.executable, "-m", "pytest", str(self.suite),
-            "-p", "bb.grader_plugin", "-p", "no:cacheprovider",
+            "-p", "bb.grader.plugin", "-p", "no:cacheprovider",
             "-c", str(self.scratch / "pytest.ini"), "--rootdir", str(self.scratch),
             "--bb-results", str(self.results),
             "-q", "--no-header", "-rN", "--tb=short", "-W", "ignore::DeprecationWarning",
@@ -857,7 +858,7 @@ class _SuiteRun:
             return None
 
     def _ask_for_stacks(self, timeout: float) -> list[dict[str, Any]] | None:
-        from bb.grader_plugin import STACK_REQUEST, STACKS
+        from bb.grader.plugin import STACK_REQUEST, STACKS
 
         answer = self.scratch / STACKS
         (self.scratch / STACK_REQUEST).touch()
@@ -1063,8 +1064,8 @@ def grade_workspace(
         ContentError: the pack or the grader suite is broken.
     """
     from bb.errors import UserError
-    from bb.pack import load_pack
-    from bb.scaffold import read_record
+    from bb.pack.manifest import load_pack
+    from bb.pack.scaffold import read_record
 
     record = read_record(workspace)
     if not (record.pack / "course" / "course.yaml").is_file():

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from bb.errors import BBError, ContentError, EnvironmentProblem, UserError
-from bb.isolation import Isolation
-from bb.pack import Exercise, Pack
-from bb.report import CheckResult, GradeReport, Outcome, Status, from_json, to_json
-from bb.results import Format, not_graded, render, write_atomically
+from bb.pack.manifest import Exercise, Pack
+from bb.results.formats import Format, not_graded, render, write_atomically
+from bb.results.report import CheckResult, GradeReport, Outcome, Status, from_json, to_json
+from bb.stack.isolation import Isolation
 
 #: A submission unpacks to at most this much, in at most this many files.
 MAX_SUBMISSION_BYTES = 200 * 1024 * 1024
@@ -241,9 +241,9 @@ def grade_job(
     Returns the report and how many attempts it took. Never raises for the learner's work;
     a course error or an engine that stays down becomes a not-graded report.
     """
-    from bb.grading import grade_exercise
-    from bb.runtime import Engine
-    from bb.scaffold import Record, write_record
+    from bb.grading.runner import grade_exercise
+    from bb.pack.scaffold import Record, write_record
+    from bb.stack.engine import Engine
 
     write_record(job.project, Record(pack=pack.root, exercise=exercise.id, bb_version=""))
     job.out.mkdir(parents=True, exist_ok=True)
@@ -442,7 +442,7 @@ def _finished_event(result: StudentResult) -> Event:
 
 def write_class_files(out: Path, exercise: Exercise, results: list[StudentResult]) -> None:
     """grades.csv and report.html for the whole class."""
-    from bb.class_report import grades_csv, html_report
+    from bb.results.class_report import grades_csv, html_report
 
     write_atomically(out / "grades.csv", grades_csv(results))
     write_atomically(out / "report.html", html_report(exercise, results))

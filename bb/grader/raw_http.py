@@ -2,7 +2,7 @@
 before anything is sent, requests sent in pieces with pauses, malformed requests, pipelining,
 and exactly what came back (status line, headers, a Content-Length or chunked body, EOF).
 
-    from bb.grader_http import raw_connection
+    from bb.grader.raw_http import raw_connection
 
     with raw_connection(app_url) as conn:
         conn.send_slowly(b"GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", chunk_size=4, delay=0.05)

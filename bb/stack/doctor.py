@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bb import paths
 from bb.errors import BBError
-from bb.pack import Pack
+from bb.pack.manifest import Pack
 
 #: Free disk below this blocks grading (images, build cache and logs need room).
 MIN_FREE_BYTES = 1 << 30
@@ -58,7 +58,7 @@ def _python() -> Finding:
 
 
 def _engine() -> tuple[list[Finding], object | None]:
-    from bb.runtime import Engine
+    from bb.stack.engine import Engine
 
     where = os.environ.get("DOCKER_HOST") or "the default socket"
     try:
@@ -92,7 +92,7 @@ def _engine() -> tuple[list[Finding], object | None]:
 
 
 def _engine_fix() -> str:
-    from bb.runtime import ENGINE_HINT, engine_candidates
+    from bb.stack.engine import ENGINE_HINT, engine_candidates
 
     for candidate in engine_candidates():
         if candidate.reachable:
@@ -115,7 +115,7 @@ def _engine_fix() -> str:
 
 
 def _images(pack: Pack, engine: object) -> list[Finding]:
-    from bb.runtime import Engine
+    from bb.stack.engine import Engine
 
     assert isinstance(engine, Engine)
     arch = engine.facts().arch

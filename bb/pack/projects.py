@@ -14,7 +14,7 @@ import yaml
 
 from bb import paths
 from bb.errors import ContentError, UserError
-from bb.pack import Exercise, Pack
+from bb.pack.manifest import Exercise, Pack
 
 #: Kept in place by a reset: the project's record, and the learner's own version history.
 _KEPT = {".bb", ".git"}
@@ -94,7 +94,7 @@ def reset_project(pack: Pack, exercise: Exercise, workspace: Path) -> Backup:
     Raises:
         ContentError: the exercise's templates are broken.
     """
-    from bb.scaffold import render_layers
+    from bb.pack.scaffold import render_layers
 
     workspace = workspace.resolve()
     staging = Path(tempfile.mkdtemp(prefix=f".{workspace.name}.reset-", dir=workspace.parent))

@@ -17,7 +17,7 @@ Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_ur
 Postgres, autocommit, application_name ``bb-grader``), ``rng`` (a ``random.Random`` seeded per
 grade).
 
-The stack (``bb.grader_plugin.Stack``):
+The stack (``bb.grader.plugin.Stack``):
     ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;
     ``stack.restart(name)``, ``stack.stop(name, timeout=10)``, ``stack.start(name)`` (restart
     and start block until the container is ready again; ports never change; a tmpfs-backed
@@ -31,7 +31,7 @@ Vocabulary:
     ``expect``, ``expect_status``, ``expect_problem``, ``json_body``, ``describe``, ``hint``,
     ``wait_until``, ``burst`` (closed-loop: N requests at once, to provoke races).
 
-Load (``bb.grader_load``): ``open_loop(app_url, [(method, path, json)] or f(i), rate=200,
+Load (``bb.grader.load``): ``open_loop(app_url, [(method, path, json)] or f(i), rate=200,
     duration=5, count=None, timeout=5, max_in_flight=256)`` → ``LoadResult``: ``samples``
     (scheduled, sent, finished, status, error), latency counted from each request's due time
     (no coordinated omission), ``p50``/``p95``/``p99``/``percentile(q)``, ``statuses``,
@@ -40,7 +40,7 @@ Load (``bb.grader_load``): ``open_loop(app_url, [(method, path, json)] or f(i), 
     each request ends at ``timeout``. One core sends a few thousand requests/s
     (``benchmarks/load_bench.py``).
 
-Raw HTTP (``bb.grader_http``): ``raw_connection(app_url)`` → ``RawHTTP``: ``send(bytes)``,
+Raw HTTP (``bb.grader.raw_http``): ``raw_connection(app_url)`` → ``RawHTTP``: ``send(bytes)``,
     ``send_slowly(bytes, chunk_size, delay)``, ``send_chunks(chunks, delay)``,
     ``request(method, path, headers=, body=)``, ``read_response(timeout=)`` → ``RawResponse``
     (version, status, reason, headers, body; Content-Length, chunked or until close),
@@ -48,7 +48,7 @@ Raw HTTP (``bb.grader_http``): ``raw_connection(app_url)`` → ``RawHTTP``: ``se
     ``build_request(...)``. Timeouts, early closes, oversized or malformed responses raise
     ``RawHTTPError`` (a ``Failure``).
 
-Postgres (``bb.grader_pg``; ``Postgres`` and the functions also via ``bb.grader``):
+Postgres (``bb.grader.pg``; ``Postgres`` and the functions also via ``bb.grader``):
     ``with Postgres.of(stack) as pg:`` connects as the grader's own role, so its queries never
     count as the app's. ``pg.count_statements()`` (pg_stat_statements, reset first; ``.calls``
     without BEGIN/COMMIT/SET, ``.calls_matching(regex)``, ``.summary()``),
@@ -492,16 +492,16 @@ def wait_until(
 
 
 # Grader tools that live in modules of their own, re-exported here for one import line.
-from bb.grader_load import LoadResult, Sample, open_loop, percentile  # noqa: E402
+from bb.grader.load import LoadResult, Sample, open_loop, percentile  # noqa: E402
 
-#: Names of tool modules also reachable from here, imported on first use: bb.grader_http
+#: Names of tool modules also reachable from here, imported on first use: bb.grader.raw_http
 #: builds on Failure above (an import here would be circular), psycopg is heavy.
 _LAZY = {
-    "bb.grader_http": frozenset(
+    "bb.grader.raw_http": frozenset(
         {"RawHTTP", "RawHTTPError", "RawResponse", "build_request", "open_connections",
          "raw_connection"}
     ),
-    "bb.grader_pg": frozenset(
+    "bb.grader.pg": frozenset(
         {"Postgres", "Plan", "expect_same_rows", "injected_trigger", "slow_writes",
          "insert_series", "copy_rows"}
     ),

@@ -11,11 +11,11 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bb.report import Outcome, Status
+from bb.results.report import Outcome, Status
 
 if TYPE_CHECKING:
-    from bb.classroom import StudentResult
-    from bb.pack import Exercise
+    from bb.grading.classroom import StudentResult
+    from bb.pack.manifest import Exercise
 
 
 def check_columns(results: Sequence[StudentResult]) -> list[str]:

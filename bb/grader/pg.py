@@ -1,6 +1,6 @@
 """Postgres instrumentation for graders: what the learner's app really asks of its database.
 
-    from bb.grader_pg import Postgres, expect_same_rows
+    from bb.grader.pg import Postgres, expect_same_rows
 
     def test_list_uses_the_index(stack, http):
         with Postgres.of(stack) as pg:

@@ -221,7 +221,7 @@ class Engine:
         from requests.exceptions import RequestException
         from urllib3.exceptions import HTTPError as Urllib3Error
 
-        from bb.tail import TextTail
+        from bb.stack.tail import TextTail
 
         # A build may print without end: keep its tail only, each line cut to a length.
         log = TextTail(max_lines=BUILD_LOG_LINES, max_line_chars=LINE_CHARS, skip_blank=True)
@@ -390,7 +390,7 @@ class Engine:
         from docker.errors import DockerException
         from requests.exceptions import RequestException
 
-        from bb.tail import TextTail
+        from bb.stack.tail import TextTail
 
         kept = TextTail(max_lines=tail, max_line_chars=LINE_CHARS, max_chars=LOG_READ_CHARS)
         try:

@@ -81,7 +81,7 @@ class GradeReport:
     def max_score(self) -> float:
         return sum(c.max_points for c in self.checks)
 
-    #: The isolation level the graded code ran under (bb.isolation.Isolation's values).
+    #: The isolation level the graded code ran under (bb.stack.isolation.Isolation's values).
     isolation: str = "standard"
 
     @property
@@ -213,7 +213,7 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
     from rich.console import Group
     from rich.text import Text
 
-    from bb.console import printable as clean
+    from bb.cli.console import printable as clean
 
     parts: list[Any] = [
         Text.assemble((clean(report.title), "bold"), f"  ({clean(report.exercise)})\n")

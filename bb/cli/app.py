@@ -19,13 +19,13 @@ import typer
 
 from bb import __version__
 from bb.errors import BBError, EnvironmentProblem, ExitCode, UserError
-from bb.isolation import ENV as ISOLATION_ENV
-from bb.isolation import Isolation
+from bb.stack.isolation import ENV as ISOLATION_ENV
+from bb.stack.isolation import Isolation
 
 if TYPE_CHECKING:
-    from bb.pack import Exercise, Pack, PackIdentity
+    from bb.pack.manifest import Exercise, Pack, PackIdentity
     from bb.progress import ExerciseProgress
-    from bb.report import GradeReport
+    from bb.results.report import GradeReport
 
 app = typer.Typer(
     name="bb",
@@ -86,7 +86,7 @@ def _stop_signals_unwind(received: list[int]) -> Iterator[None]:
 
 def _tell(*renderables: Any, **kwargs: Any) -> None:
     """Print on stderr, unless it is gone (a closed terminal must not turn into a bb bug)."""
-    from bb.console import err
+    from bb.cli.console import err
 
     with contextlib.suppress(OSError):
         err.print(*renderables, **kwargs)
@@ -100,7 +100,7 @@ def guarded(command: _Command) -> _Command:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from bb.console import err
+        from bb.cli.console import err
 
         received: list[int] = []
         try:
@@ -115,7 +115,7 @@ def guarded(command: _Command) -> _Command:
         except BBError as exc:
             from rich.text import Text
 
-            from bb.console import printable
+            from bb.cli.console import printable
 
             if _debug:
                 err.print_exception()
@@ -190,7 +190,7 @@ def _root(
 def _sweep_after_killed_grades() -> None:
     """If a grade was killed mid-way, remove its scratch and containers now (cheap when there
     is none). Best effort: a sweep that fails never stops the command the user asked for."""
-    from bb import journal
+    from bb.stack import journal
 
     try:
         journal.sweep_scratch()
@@ -199,8 +199,8 @@ def _sweep_after_killed_grades() -> None:
         return
     if not stale:
         return
-    from bb.grading import sweep_leftovers
-    from bb.runtime import Engine
+    from bb.grading.runner import sweep_leftovers
+    from bb.stack.engine import Engine
 
     try:
         sweep_leftovers(Engine.connect())
@@ -212,14 +212,14 @@ def _status_text(message: str) -> Any:
     """A spinner's message, which may quote a build log or a pack: inert, never markup."""
     from rich.text import Text
 
-    from bb.console import printable
+    from bb.cli.console import printable
 
     return Text(printable(message))
 
 
 def _load(pack_dir: Path | None) -> Pack:
     from bb import paths
-    from bb.pack import load_pack
+    from bb.pack.manifest import load_pack
 
     return load_pack(pack_dir if pack_dir is not None else paths.builtin_pack())
 
@@ -243,10 +243,10 @@ def setup(
 ) -> None:
     """Check the Docker engine and build the course images (once; then grading is offline)."""
 
-    from bb.console import err
-    from bb.grading import sweep_leftovers
-    from bb.images import build_course_images, build_relay_image
-    from bb.runtime import Engine
+    from bb.cli.console import err
+    from bb.grading.runner import sweep_leftovers
+    from bb.stack.engine import Engine
+    from bb.stack.images import build_course_images, build_relay_image
 
     loaded = _load(pack)
     engine = Engine.connect()
@@ -305,7 +305,7 @@ class _BuildProgress:
     def line(self, text: str) -> None:
         import re
 
-        from bb.console import printable
+        from bb.cli.console import printable
 
         step = re.match(self._STEP, text)
         if step is not None and self.task is not None:
@@ -320,8 +320,8 @@ class _BuildProgress:
 def list_(pack: PackOption = None) -> None:
     """Show the course: its modules and exercises, with your progress on each."""
     from bb import progress
-    from bb.console import out
-    from bb.views import course_map
+    from bb.cli.console import out
+    from bb.cli.views import course_map
 
     loaded = _load(pack)
     out.print(course_map(loaded, progress.load(loaded.identity)))
@@ -350,9 +350,9 @@ def start(
     """Explain the next exercise and create its starter project."""
 
     from bb import paths, progress
-    from bb.console import err, out
-    from bb.scaffold import new_project
-    from bb.views import course_map, lesson, next_steps
+    from bb.cli.console import err, out
+    from bb.cli.views import course_map, lesson, next_steps
+    from bb.pack.scaffold import new_project
 
     loaded = _load(pack)
     done = progress.load(loaded.identity)
@@ -421,10 +421,10 @@ def grade(
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise."""
     from bb import paths, progress
-    from bb.console import err
-    from bb.grading import grade_workspace
-    from bb.results import Format, not_graded
-    from bb.scaffold import read_record
+    from bb.cli.console import err
+    from bb.grading.runner import grade_workspace
+    from bb.pack.scaffold import read_record
+    from bb.results.formats import Format, not_graded
 
     fmt = _format(output_format, as_json=as_json, output=output)
     start_dir = directory or Path.cwd()
@@ -473,9 +473,9 @@ def _show_report(
 ) -> None:
     """The report in ``fmt`` (to ``output`` or alone on stdout), and for people on the
     terminal unless stdout holds the document."""
-    from bb.console import out
-    from bb.report import render
-    from bb.views import pack_line
+    from bb.cli.console import out
+    from bb.cli.views import pack_line
+    from bb.results.report import render
 
     if fmt is not None:
         _emit(report, fmt, output)
@@ -486,7 +486,7 @@ def _show_report(
 
 
 def _format(name: str | None, *, as_json: bool, output: Path | None) -> Any:
-    from bb.results import Format
+    from bb.results.formats import Format
 
     if name is None:
         if output is not None and not as_json:
@@ -505,8 +505,8 @@ def _format(name: str | None, *, as_json: bool, output: Path | None) -> Any:
 
 def _emit(report: Any, fmt: Any, output: Path | None) -> None:
     """Write ``report`` in ``fmt`` to ``output``, or alone on stdout."""
-    from bb.console import print_data
-    from bb.results import render, write_atomically
+    from bb.cli.console import print_data
+    from bb.results.formats import render, write_atomically
 
     text = render(report, fmt)
     if output is None:
@@ -526,8 +526,8 @@ def _emit(report: Any, fmt: Any, output: Path | None) -> None:
 def status(pack: PackOption = None) -> None:
     """Show your progress through the course."""
     from bb import progress
-    from bb.console import out
-    from bb.views import progress_summary
+    from bb.cli.console import out
+    from bb.cli.views import progress_summary
 
     loaded = _load(pack)
     out.print(progress_summary(loaded, progress.load(loaded.identity)))
@@ -549,7 +549,7 @@ def _chosen(exercise: str | None, pack: Path | None) -> tuple[Pack, Exercise, Pa
     next one not passed) of ``pack``, with the project ``bb start`` last made for it.
     """
     from bb import paths, progress
-    from bb.scaffold import read_record
+    from bb.pack.scaffold import read_record
 
     if exercise is None and pack is None and (workspace := paths.find_workspace(Path.cwd())):
         record = read_record(workspace)
@@ -576,8 +576,8 @@ def _project_of(exercise: Exercise, workspace: Path | None) -> Path:
 @guarded
 def hint(exercise: ExerciseArgument = None, pack: PackOption = None) -> None:
     """Show the hints for the current exercise."""
-    from bb.console import out
-    from bb.views import hints
+    from bb.cli.console import out
+    from bb.cli.views import hints
 
     _, chosen, _ = _chosen(exercise, pack)
     out.print(hints(chosen))
@@ -587,7 +587,7 @@ def hint(exercise: ExerciseArgument = None, pack: PackOption = None) -> None:
 @guarded
 def lesson(exercise: ExerciseArgument = None, pack: PackOption = None) -> None:
     """Show an exercise's lesson again (through a pager when it is longer than the screen)."""
-    from bb.views import lesson as lesson_view
+    from bb.cli.views import lesson as lesson_view
 
     loaded, chosen, _ = _chosen(exercise, pack)
     _page(lesson_view(loaded, chosen))
@@ -595,7 +595,7 @@ def lesson(exercise: ExerciseArgument = None, pack: PackOption = None) -> None:
 
 def _page(renderable: Any) -> None:
     """Print ``renderable``, through a pager when stdout is a terminal it would overflow."""
-    from bb.console import out
+    from bb.cli.console import out
 
     if not out.is_terminal:
         out.print(renderable)
@@ -620,8 +620,8 @@ def solution(
 ) -> int:
     """After you pass, show the reference solution as a diff against your project."""
     from bb import progress
-    from bb.projects import solution_diff
-    from bb.views import diff_view
+    from bb.cli.views import diff_view
+    from bb.pack.projects import solution_diff
 
     loaded, chosen, workspace = _chosen(exercise, pack)
     state = progress.load(loaded.identity).get(chosen.id)
@@ -653,9 +653,9 @@ def reset(
     pack: PackOption = None,
 ) -> int:
     """Restore an exercise's starter, keeping your work in a timestamped backup."""
-    from bb.console import err, out
-    from bb.projects import list_backups, reset_project
-    from bb.views import backups_view
+    from bb.cli.console import err, out
+    from bb.cli.views import backups_view
+    from bb.pack.projects import list_backups, reset_project
 
     if list_:
         wanted = exercise
@@ -683,7 +683,7 @@ def reset(
 
 def _workspace_here() -> tuple[Path, str] | None:
     from bb import paths
-    from bb.scaffold import read_record
+    from bb.pack.scaffold import read_record
 
     workspace = paths.find_workspace(Path.cwd())
     return None if workspace is None else (workspace, read_record(workspace).exercise)
@@ -693,9 +693,9 @@ def _workspace_here() -> tuple[Path, str] | None:
 @guarded
 def doctor(pack: PackOption = None) -> int:
     """Check that this machine can grade: Docker engine, images, disk, Python, progress store."""
-    from bb.console import out
-    from bb.doctor import blocked, diagnose
-    from bb.views import findings_view
+    from bb.cli.console import out
+    from bb.cli.views import findings_view
+    from bb.stack.doctor import blocked, diagnose
 
     findings = diagnose(_load(pack))
     out.print(findings_view(findings))
@@ -738,9 +738,9 @@ def dev_check(
     """Validate a pack; grade every exercise's starter (must fail), solution (must pass) and
     known-wrong variants (each must fail the checks it names)."""
 
-    from bb.checker import check_exercise
-    from bb.console import err, out
-    from bb.views import checker_summary
+    from bb.cli.console import err, out
+    from bb.cli.views import checker_summary
+    from bb.grading.checker import check_exercise
 
     loaded = _load(pack)
     err.print(
@@ -823,10 +823,10 @@ def class_grade(
     """Grade every submission in SUBMISSIONS, each in its own isolated stack."""
     import json
 
-    from bb.classroom import find_submissions, grade_class
-    from bb.console import err, print_data
-    from bb.console import out as stdout
-    from bb.views import class_summary
+    from bb.cli.console import err, print_data
+    from bb.cli.console import out as stdout
+    from bb.cli.views import class_summary
+    from bb.grading.classroom import find_submissions, grade_class
 
     loaded = _load(pack)
     chosen = loaded.exercise(exercise)
@@ -838,7 +838,7 @@ def class_grade(
         )
     runner = None
     if broker is not None:
-        from bb.cluster import CeleryRunner, make_app
+        from bb.grading.cluster import CeleryRunner, make_app
 
         runner = CeleryRunner(
             make_app(broker), loaded, chosen, queue=queue, timeout=timeout,
@@ -856,7 +856,7 @@ def class_grade(
         with _class_progress(err, len(found)) as on_event:
             results = grade_class(loaded, chosen, found, on_event=on_event, **options)
         stdout.print(class_summary(results, out))
-    from bb.report import Outcome
+    from bb.results.report import Outcome
 
     problems = [r for r in results if r.report.outcome is not Outcome.GRADED]
     if not problems:
@@ -889,7 +889,7 @@ def worker(
     name: Annotated[str, typer.Option(help="This worker's name (unique per machine).")] = "bb",
 ) -> None:
     """Grade submissions from a queue, on this machine's Docker engine (run `bb setup` first)."""
-    from bb.cluster import run_worker
+    from bb.grading.cluster import run_worker
 
     run_worker(
         broker, concurrency=concurrency, queue=queue, visibility_timeout=visibility_timeout,

@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from bb.pack import Readiness
+from bb.pack.manifest import Readiness
 
 
 def probe(readiness: Readiness, host: str, port: int) -> str | None:

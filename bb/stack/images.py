@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bb.errors import EnvironmentProblem, UserError
-from bb.pack import Pack
-from bb.runtime import MANAGED, Engine
+from bb.pack.manifest import Pack
+from bb.stack.engine import MANAGED, Engine
 
 #: The file name recipes may COPY to trust extra certificate authorities while they build.
 EXTRA_CA = "extra-ca.crt"
@@ -111,7 +111,7 @@ RELAY_RECIPE = Path(__file__).resolve().parent / "relay"
 
 def relay_image_tag() -> str:
     """The relay's local tag, named by its recipe's content like the course images."""
-    from bb.pack import _tree_digest
+    from bb.pack.manifest import _tree_digest
 
     return f"bb/relay:{_tree_digest(RELAY_RECIPE)}"
 

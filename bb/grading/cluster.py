@@ -30,9 +30,9 @@ from bb.errors import EnvironmentProblem, UserError
 if TYPE_CHECKING:
     from celery import Celery
 
-    from bb.classroom import Job
-    from bb.pack import Exercise, Pack
-    from bb.report import GradeReport
+    from bb.grading.classroom import Job
+    from bb.pack.manifest import Exercise, Pack
+    from bb.results.report import GradeReport
 
 TASK = "bb.grade_submission"
 DEFAULT_QUEUE = "bb-grading"
@@ -85,8 +85,8 @@ def run_worker(
     broker: str, *, concurrency: int, queue: str, visibility_timeout: float, name: str
 ) -> None:
     """Run a worker until it is stopped (SIGTERM finishes the grades in flight first)."""
-    from bb.grading import sweep_leftovers
-    from bb.runtime import Engine
+    from bb.grading.runner import sweep_leftovers
+    from bb.stack.engine import Engine
 
     sweep_leftovers(Engine.connect())  # what a killed worker here left behind
     app = make_app(broker, visibility_timeout=visibility_timeout)
@@ -108,12 +108,12 @@ def run_worker(
 
 def grade_task(payload: dict[str, Any]) -> dict[str, Any]:
     """Grade one submission sent by ``bb class grade --broker``; return its result document."""
-    from bb.classroom import Job, grade_job
-    from bb.grading import sweep_leftovers
-    from bb.isolation import Isolation
-    from bb.pack import load_pack
-    from bb.report import to_json
-    from bb.runtime import Engine
+    from bb.grading.classroom import Job, grade_job
+    from bb.grading.runner import sweep_leftovers
+    from bb.pack.manifest import load_pack
+    from bb.results.report import to_json
+    from bb.stack.engine import Engine
+    from bb.stack.isolation import Isolation
 
     sweep_leftovers(Engine.connect())
     pack = load_pack(_pack_for(payload))
@@ -191,8 +191,8 @@ class CeleryRunner:
         self._pack_digest = self.pack.identity.digest
 
     def __call__(self, job: Job) -> tuple[GradeReport, int]:
-        from bb.classroom import write_results
-        from bb.report import from_json
+        from bb.grading.classroom import write_results
+        from bb.results.report import from_json
 
         project = _archive(job.project, skip=set())
         size = len(project) + len(self._pack_archive)

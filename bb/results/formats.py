@@ -1,7 +1,7 @@
 """Result formats: one grade report, written for the tools instructors already use.
 
-``json`` is bb's own versioned document (:func:`bb.report.to_json`); ``junit`` is JUnit XML as
-GitLab and Jenkins read it; ``gradescope`` and ``prairielearn`` are those platforms'
+``json`` is bb's own versioned document (:func:`bb.results.report.to_json`); ``junit`` is JUnit
+XML as GitLab and Jenkins read it; ``gradescope`` and ``prairielearn`` are those platforms'
 ``results.json``. Files are written atomically, and every text that came from a learner's app
 is capped, so one flood cannot make a result file too big to upload.
 """
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bb.report import CheckResult, GradeReport, Outcome, Status, to_json
+from bb.results.report import CheckResult, GradeReport, Outcome, Status, to_json
 
 #: No single check's output grows past this; the cut is said in the text.
 MAX_CHECK_OUTPUT = 16 * 1024

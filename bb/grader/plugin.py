@@ -1,6 +1,6 @@
 """bb's pytest plugin: fixtures for grader suites, and results written as data.
 
-bb runs a grader suite as ``python -m pytest -p bb.grader_plugin`` on the host, with
+bb runs a grader suite as ``python -m pytest -p bb.grader.plugin`` on the host, with
 ``BB_GRADE_CONTEXT`` naming a JSON file that describes the running stack. bb starts pytest
 while the stack is still coming up: pytest imports and collects the suite, then waits here for
 that file to appear.
@@ -96,7 +96,7 @@ class Stack:
                 no app image (its build failed).
         """
         from bb.errors import EnvironmentProblem
-        from bb.runtime import ContainerSpec
+        from bb.stack.engine import ContainerSpec
 
         image = self._context.get("app_image")
         network = self._context.get("network")
@@ -160,8 +160,8 @@ class Stack:
         self._wait_ready(name, service, "After a start")
 
     def _wait_ready(self, name: str, service: dict[str, Any], when: str) -> None:
-        from bb.pack import Readiness
-        from bb.probes import wait_ready
+        from bb.pack.manifest import Readiness
+        from bb.stack.probes import wait_ready
 
         container = service["container"]
         engine = self._engine()
@@ -179,7 +179,7 @@ class Stack:
             )
 
     def _engine(self) -> Any:
-        from bb.runtime import Engine
+        from bb.stack.engine import Engine
 
         if not hasattr(self, "_engine_instance"):
             self._engine_instance = Engine.connect()
@@ -311,7 +311,7 @@ def http(app_url: str) -> Iterator[Any]:
 def db(stack: Stack) -> Iterator[Any]:
     import psycopg
 
-    # Named, so that instrumentation (bb.grader_pg) can tell the grader's connections apart.
+    # Named, so that instrumentation (bb.grader.pg) can tell the grader's connections apart.
     with psycopg.connect(stack.dsn("db"), autocommit=True, application_name="bb-grader") as conn:
         yield conn
 

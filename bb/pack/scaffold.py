@@ -29,7 +29,7 @@ import yaml
 
 from bb import __version__
 from bb.errors import ContentError, UserError
-from bb.pack import BUILTIN, Exercise, Pack
+from bb.pack.manifest import BUILTIN, Exercise, Pack
 from bb.paths import RECORD_FILE
 
 if TYPE_CHECKING:
@@ -426,7 +426,7 @@ def lay_solution(exercise: Exercise, workspace: Path) -> None:
 
 
 def write_record(workspace: Path, record: Record) -> None:
-    from bb.pack import location_key
+    from bb.pack.manifest import location_key
 
     path = workspace / RECORD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
