@@ -159,10 +159,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per route, relay benchmark")
     args = parser.parse_args()
 
-    from bb.grading.runner import app_image_tag
     from bb.pack.manifest import load_pack
     from bb.pack.scaffold import lay_solution, new_project
     from bb.stack.engine import Engine
+    from bb.stack.lifecycle import app_image_tag
 
     pack = load_pack(ROOT)
     exercise = pack.exercise(args.exercise)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from bb.errors import ContentError, ExitCode
-from bb.grading.runner import generated_dockerfile
 from bb.pack.manifest import load_pack
 from bb.pack.scaffold import lay_solution
+from bb.stack.lifecycle import generated_dockerfile
 from tests.conftest import MINI_PACK, run_bb
 from tests.helpers import copy_mini_pack, edit_yaml
 

@@ -275,7 +275,7 @@ def test_a_missing_course_image_says_to_run_setup(tmp_path: Path, engine: Any) -
 def test_the_image_of_a_deleted_project_is_removed(tmp_path: Path, engine: Any) -> None:
     import shutil
 
-    from bb.grading.runner import app_image_tag
+    from bb.stack.lifecycle import app_image_tag
 
     workspace = _workspace(tmp_path, "hello", solved=True)
     run_bb("grade", cwd=workspace)
@@ -290,7 +290,7 @@ def test_the_image_of_a_deleted_project_is_removed(tmp_path: Path, engine: Any) 
 def test_a_store_that_cannot_record_refuses_the_grade_up_front(
     tmp_path: Path, isolated_home: Path, engine: Any, fault: str
 ) -> None:
-    from bb.grading.runner import app_image_tag
+    from bb.stack.lifecycle import app_image_tag
     from tests.helpers import fill_disk, read_only, small_disk
 
     workspace = _workspace(tmp_path, "hello", solved=True)

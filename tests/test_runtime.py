@@ -48,9 +48,9 @@ def test_free_port_is_bindable() -> None:
 @pytest.mark.docker
 def test_a_sweep_never_breaks_another_processs_build(tmp_path: Path, engine: Any) -> None:
     """Sweeps run at the start of every grade; a build running beside one must survive it."""
-    from bb.grading.runner import APP_IMAGE, sweep_leftovers
     from bb.pack.manifest import load_pack
     from bb.stack.engine import MANAGED
+    from bb.stack.lifecycle import APP_IMAGE, sweep_leftovers
 
     tag = load_pack(ROOT).image_tag("python")
     (tmp_path / "Dockerfile").write_text(

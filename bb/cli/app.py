@@ -199,8 +199,8 @@ def _sweep_after_killed_grades() -> None:
         return
     if not stale:
         return
-    from bb.grading.runner import sweep_leftovers
     from bb.stack.engine import Engine
+    from bb.stack.lifecycle import sweep_leftovers
 
     try:
         sweep_leftovers(Engine.connect())
@@ -244,9 +244,9 @@ def setup(
     """Check the Docker engine and build the course images (once; then grading is offline)."""
 
     from bb.cli.console import err
-    from bb.grading.runner import sweep_leftovers
     from bb.stack.engine import Engine
     from bb.stack.images import build_course_images, build_relay_image
+    from bb.stack.lifecycle import sweep_leftovers
 
     loaded = _load(pack)
     engine = Engine.connect()
@@ -418,8 +418,19 @@ def grade(
         bool, typer.Option("--verbose", "-v", help="Show details of passed checks too.")
     ] = False,
     isolation: IsolationOption = Isolation.STANDARD,
+    cold: Annotated[
+        bool,
+        typer.Option(
+            "--cold",
+            help="Start the services fresh for this grade instead of reusing the warm ones "
+            "(warm services get a fresh database every grade either way).",
+        ),
+    ] = False,
 ) -> int:
-    """Run your project and its services in containers, and check it against the exercise."""
+    """Run your project and its services in containers, and check it against the exercise.
+
+    The services (Postgres) stay warm afterwards so the next grade starts in about a second;
+    `bb down` stops them, and they stop by themselves after 30 minutes unused."""
     from bb import paths, progress
     from bb.cli.console import err
     from bb.grading.runner import grade_workspace
@@ -442,6 +453,7 @@ def grade(
                 workspace,
                 on_progress=lambda m: status.update(_status_text(m)),
                 isolation=isolation,
+                keep_warm=not cold,
             )
     except BBError as exc:
         if exc.report is not None:  # what the grade found before it was stopped
@@ -679,6 +691,80 @@ def reset(
         Text.assemble("  Your work is in ", (str(backup.path), "bold"), " (bb reset --list).")
     )
     return ExitCode.OK
+
+
+def _project_here(directory: Path | None) -> tuple[Pack, Exercise, Path]:
+    """The project at or above ``directory`` (default: here), its pack and exercise."""
+    from bb import paths
+    from bb.pack.scaffold import read_record
+
+    start_dir = directory or Path.cwd()
+    workspace = paths.find_workspace(start_dir)
+    if workspace is None:
+        raise UserError(
+            f"{start_dir} is not inside a bb project.",
+            hint="cd into a project made by `bb start` (or pass --dir PATH).",
+        )
+    record = read_record(workspace)
+    loaded = _load(record.pack)
+    return loaded, loaded.exercise(record.exercise), workspace
+
+
+ProjectOption = Annotated[
+    Optional[Path],
+    typer.Option("--dir", help="The project [default: the one you are in].", show_default=False),
+]
+
+
+@app.command()
+@guarded
+def up(
+    directory: ProjectOption = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start the services with empty data.")
+    ] = False,
+) -> int:
+    """Run your project's whole stack and keep it running, to curl and psql while you debug.
+
+    The app and the services keep the same ports every time, so the commands that failed
+    checks print work here. Run it again after editing your code; `bb down` stops it."""
+    from bb.cli.console import err, out
+    from bb.cli.views import up_failed, up_running
+    from bb.stack.lifecycle import StackFailed
+    from bb.stack.up import bring_up
+
+    loaded, exercise, workspace = _project_here(directory)
+    try:
+        with err.status("starting your stack") as status:
+            stack = bring_up(
+                loaded,
+                exercise,
+                workspace,
+                fresh=fresh,
+                on_progress=lambda m: status.update(_status_text(m)),
+            )
+    except StackFailed as failure:
+        err.print(up_failed(failure))
+        return ExitCode.CHECKS_FAILED
+    out.print(up_running(stack))
+    return ExitCode.OK
+
+
+@app.command()
+@guarded
+def down(directory: ProjectOption = None) -> None:
+    """Stop everything bb keeps running for your project: `bb up`'s stack and the warm
+    services of grading."""
+    from bb.cli.console import out
+    from bb.stack.up import bring_down
+
+    _, _, workspace = _project_here(directory)
+    removed = bring_down(workspace)
+    out.print(
+        f"Stopped {removed} container(s) and network(s) of {workspace}."
+        if removed
+        else f"Nothing of {workspace} was running."
+    )
 
 
 def _workspace_here() -> tuple[Path, str] | None:

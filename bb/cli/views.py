@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from bb.pack.projects import Backup, FileDiff
     from bb.progress import ExerciseProgress
     from bb.stack.doctor import Finding
+    from bb.stack.lifecycle import StackFailed
+    from bb.stack.up import UpStack
 
 _STATE = {
     "passed": ("✓ passed", "green"),
@@ -289,3 +291,30 @@ def class_summary(results: Sequence[StudentResult], out: Path) -> Any:
 
 def _indent(text: str, spaces: int) -> str:
     return "\n".join(" " * spaces + line for line in text.splitlines())
+
+
+def up_running(stack: UpStack) -> Any:
+    """Where `bb up`'s stack answers, with commands to paste."""
+    lines = Text()
+    lines.append("Your stack is running", style="bold green")
+    lines.append(" (the data was kept)\n\n" if stack.kept else "\n\n")
+    lines.append("  app       ", style="bold")
+    lines.append(f"{stack.app_url}\n", style="cyan")
+    for name, address in stack.services.items():
+        lines.append(f"  {name:<9} ", style="bold")
+        lines.append(f"{address}\n", style="cyan")
+    lines.append("\nTry:\n")
+    lines.append(f"  curl -i {stack.app_url}/health\n")
+    for address in stack.services.values():
+        if address.startswith("postgresql://"):
+            lines.append(f"  psql '{address}'\n")
+    lines.append("\nRun `bb up` again after editing your code; `bb down` stops it all.\n")
+    return lines
+
+
+def up_failed(failure: StackFailed) -> Any:
+    """Why `bb up` could not bring the stack up, with the end of the failing log."""
+    parts: list[Any] = [Text(f"✗ {failure.step}: {failure.message}", style="bold red")]
+    if failure.log:
+        parts.append(Text(printable(failure.log), style="dim"))
+    return Group(*parts)

@@ -85,8 +85,8 @@ def run_worker(
     broker: str, *, concurrency: int, queue: str, visibility_timeout: float, name: str
 ) -> None:
     """Run a worker until it is stopped (SIGTERM finishes the grades in flight first)."""
-    from bb.grading.runner import sweep_leftovers
     from bb.stack.engine import Engine
+    from bb.stack.lifecycle import sweep_leftovers
 
     sweep_leftovers(Engine.connect())  # what a killed worker here left behind
     app = make_app(broker, visibility_timeout=visibility_timeout)
@@ -109,11 +109,11 @@ def run_worker(
 def grade_task(payload: dict[str, Any]) -> dict[str, Any]:
     """Grade one submission sent by ``bb class grade --broker``; return its result document."""
     from bb.grading.classroom import Job, grade_job
-    from bb.grading.runner import sweep_leftovers
     from bb.pack.manifest import load_pack
     from bb.results.report import to_json
     from bb.stack.engine import Engine
     from bb.stack.isolation import Isolation
+    from bb.stack.lifecycle import sweep_leftovers
 
     sweep_leftovers(Engine.connect())
     pack = load_pack(_pack_for(payload))

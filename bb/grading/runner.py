@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import secrets
@@ -17,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -25,25 +23,20 @@ from typing import Any
 
 from bb import __version__
 from bb.errors import BBError, ContentError, EnvironmentProblem
-from bb.pack.manifest import Exercise, Pack, PackIdentity, Readiness
+from bb.pack.manifest import Exercise, Pack, PackIdentity
 from bb.results.report import CheckResult, GradeReport, Status, weighed
 from bb.stack import journal
-from bb.stack.engine import (
-    ENGINE_HINT,
-    MANAGED,
-    Confinement,
-    ContainerSpec,
-    Engine,
-    free_port,
-    is_engine_fault,
-)
+from bb.stack.engine import ENGINE_HINT, Engine, is_engine_fault
 from bb.stack.isolation import Isolation
+from bb.stack.lifecycle import (
+    ProjectStack,
+    StackFailed,
+    app_environment,
+    require_relay,
+    sweep_leftovers,
+)
 
 Progress = Callable[[str], None]
-
-#: Labels of the images built from learners' projects.
-APP_IMAGE = "io.bb.app"
-WORKSPACE = "io.bb.workspace"
 
 #: How much of the app's log a grade keeps when asked to (class grading keeps it per student).
 APP_LOG_LINES = 2000
@@ -57,33 +50,6 @@ _BROKEN_SUITE = {
 }
 
 
-class StageFailed(Exception):
-    """A stage did not succeed; carries the check that says why."""
-
-    def __init__(self, check: CheckResult) -> None:
-        super().__init__(check.message)
-        self.check = check
-
-
-@dataclasses.dataclass
-class _Running:
-    """What one grade has started, for probes, the grader context and teardown."""
-
-    grade_id: str
-    network: str = ""
-    services: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    isolation: Isolation = Isolation.STANDARD
-    #: Under strict isolation: the host port on 127.0.0.1 the relay forwards to each container
-    #: (by alias: the services' names and "app").
-    relayed: dict[str, int] = dataclasses.field(default_factory=dict)
-
-
-def app_image_tag(exercise: Exercise, workspace: Path) -> str:
-    """One tag per workspace, so rebuilding after an edit reuses the build cache."""
-    digest = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()[:10]
-    return f"bb/app/{exercise.id}-{digest}:latest"
-
-
 def grade_exercise(
     pack: Pack,
     exercise: Exercise,
@@ -95,6 +61,8 @@ def grade_exercise(
     grade_id: str | None = None,
     app_log: Path | None = None,
     isolation: Isolation = Isolation.STANDARD,
+    keep_warm: bool = False,
+    repro: Mapping[str, str] | None = None,
 ) -> GradeReport:
     """Grade ``workspace`` as an attempt at ``exercise``.
 
@@ -107,6 +75,10 @@ def grade_exercise(
             watchdog outside can remove them all by it); a fresh one by default.
         app_log: where to save the end of the app's log before teardown, if anywhere.
         isolation: how far the graded code is fenced in (see :class:`bb.stack.isolation.Isolation`).
+        keep_warm: keep the services warm for the next grade of this project, and reuse them
+            if they already are (their state is reset first; see :mod:`bb.stack.warm`).
+        repro: where `bb up` serves this project (``debug_url``, ``debug_dsn``), so failed
+            checks can print commands that reproduce them there.
 
     Raises:
         EnvironmentProblem: an image is missing, or Docker failed or went away mid-grade.
@@ -121,66 +93,58 @@ def grade_exercise(
     with _engine_faults(engine):
         _require_images(pack, exercise, engine)
         if isolation is Isolation.STRICT:
-            _require_relay(engine)
+            require_relay(engine)
 
-    running = _Running(grade_id=grade_id or secrets.token_hex(4), isolation=isolation)
+    stack = ProjectStack(
+        pack,
+        exercise,
+        workspace,
+        engine,
+        grade_id=grade_id or secrets.token_hex(4),
+        isolation=isolation,
+        keep_warm=keep_warm,
+    )
     blocked: str | None = None
-    tag = app_image_tag(exercise, workspace)
-    entry = journal.open_entry(running.grade_id)
+    entry = journal.open_entry(stack.grade_id)
     suite: _SuiteRun | None = None
     fault: BBError | None = None
     stage_fault: BBError | None = None
     try:
         with _engine_faults(engine):
             suite = _SuiteRun(pack, exercise)
-            stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
-                (
-                    "build",
-                    lambda: _build_app(
-                        pack, exercise, engine, workspace, tag, deadline, say, isolation
-                    ),
-                ),
-                (
-                    "services",
-                    lambda: _start_services(pack, exercise, engine, running, deadline, say),
-                ),
-                ("migrate", lambda: _migrate(exercise, engine, running, tag, deadline, say)),
-                ("app", lambda: _start_app(exercise, engine, running, tag, deadline, say)),
-            ]
-            for stage, action in stages:
+            for stage, description, action in _stages(stack, deadline, say):
                 t0 = time.monotonic()
                 try:
-                    check = action()
-                except StageFailed as failure:
-                    checks.append(failure.check)
-                    blocked = f"can't check until this passes: {failure.check.description}"
-                    if failure.check.status is Status.ERROR:
+                    ran = action()
+                except StackFailed as failure:
+                    check = _failed_stage(stage, description, failure, isolation)
+                    checks.append(check)
+                    blocked = f"can't check until this passes: {description}"
+                    if check.status is Status.ERROR:
                         # Not the learner's (a course service that will not start): the
                         # grade has no verdict, and says so once the checks are listed.
-                        stage_fault = EnvironmentProblem(failure.check.message, failure.check.hint)
+                        stage_fault = EnvironmentProblem(check.message, check.hint)
                     break
                 finally:
                     timings[stage] = time.monotonic() - t0
-                if check is not None:
-                    checks.append(check)
+                if ran is not False:
+                    checks.append(_stage(stage, description, Status.PASSED))
             t0 = time.monotonic()
             say("running the checks")
-            app = running.services.get("app")
             context = {
-                "grade_id": running.grade_id,
+                "grade_id": stack.grade_id,
                 "seed": secrets.randbits(32),
                 "blocked": blocked,
-                "app_url": f"http://127.0.0.1:{app['port']}" if app else "http://127.0.0.1:9",
-                "services": running.services,
+                "app_url": stack.app_url or "http://127.0.0.1:9",
+                "services": stack.endpoints,
                 # What a grader needs to run one-off commands in the app's image (stack.run).
-                "app_image": tag,
-                "network": running.network,
-                "app_environment": _app_environment(exercise),
+                "app_image": stack.tag,
+                "network": stack.network,
+                "app_environment": app_environment(exercise),
                 "app_limits": exercise.app.limits.model_dump(mode="json"),
+                **(repro or {}),
             }
-            outcome = suite.finish(
-                context, deadline, activity=lambda: _app_activity(engine, running)
-            )
+            outcome = suite.finish(context, deadline, activity=stack.activity)
             checks.extend(outcome.checks)
             timings["checks"] = time.monotonic() - t0
             fault = outcome.fault or stage_fault
@@ -194,13 +158,12 @@ def grade_exercise(
         t0 = time.monotonic()
         if suite is not None:
             suite.close()
-        if app_log is not None and "app" in running.services:
+        if app_log is not None:
             with contextlib.suppress(BBError, OSError):  # a vanished engine has no log to give
-                app_log.write_text(
-                    engine.logs(running.services["app"]["container"], tail=APP_LOG_LINES),
-                    encoding="utf-8",
-                )
-        if _teardown(engine, running.grade_id, tag, keep_image=keep_image):
+                text = stack.app_log(APP_LOG_LINES)
+                if text is not None:
+                    app_log.write_text(text, encoding="utf-8")
+        if stack.close(keep_image=keep_image):
             # (bb's home may have turned read-only; the entry then goes at a later sweep)
             with contextlib.suppress(OSError):
                 entry.unlink(missing_ok=True)
@@ -275,24 +238,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _teardown(engine: Engine, grade_id: str, tag: str, *, keep_image: bool) -> bool:
-    """Remove what the grade started; True if done. A failing engine gets a few retries."""
-    for attempt in range(3):
-        try:
-            engine.remove_grade(grade_id)
-            if not keep_image:
-                engine.remove_image(tag)
-            return True
-        except Exception:  # noqa: BLE001 - teardown must never hide the grade's own outcome
-            time.sleep(0.5 * (attempt + 1))
-    return False
-
-
-def _app_activity(engine: Engine, running: _Running) -> tuple[float, int] | None:
-    app = running.services.get("app")
-    return engine.activity(app["container"]) if app else None
-
-
 def _require_images(pack: Pack, exercise: Exercise, engine: Engine) -> None:
     tags = [pack.image_tag(name) for name in pack.course.images]
     missing = [tag for tag in tags if not engine.has_image(tag)]
@@ -319,265 +264,69 @@ def _time_left(deadline: float) -> float:
     return deadline - time.monotonic()
 
 
-def _out_of_time(name: str, description: str) -> StageFailed:
-    return StageFailed(
-        _stage(
-            name, description, Status.FAILED, "The grading time limit was reached during this step."
-        )
-    )
-
-
-def generated_dockerfile(image_ref: str, command: list[str]) -> str:
-    """The Dockerfile of an app declared as ``app.image`` + ``app.command``: the project's
-    files in /app of that image. Built like a project's own, so stages and caching match."""
-    return f"FROM {image_ref}\nWORKDIR /app\nCOPY . /app\nCMD {json.dumps(command)}\n"
-
-
-def _build_app(
-    pack: Pack,
-    exercise: Exercise,
-    engine: Engine,
-    workspace: Path,
-    tag: str,
-    deadline: float,
-    say: Progress,
-    isolation: Isolation,
-) -> CheckResult:
-    app = exercise.app
-    # Under strict isolation a build reaches no network unless the pack allows it.
-    offline = isolation is Isolation.STRICT and not app.build_network
-    if app.image is not None and app.command is not None:
-        description = f"your app's image builds ({pack.image_ref(app.image)} + your files)"
-        say("building your app's image")
-        with tempfile.TemporaryDirectory(prefix="bb-dockerfile-") as scratch:
-            dockerfile = Path(scratch) / "Dockerfile"
-            dockerfile.write_text(
-                generated_dockerfile(pack.image_ref(app.image), app.command), encoding="utf-8"
-            )
-            return _finish_build(
-                engine, workspace, tag, deadline, description, offline, dockerfile=dockerfile
-            )
-    description = "your app's image builds from its Dockerfile"
-    if not (workspace / "Dockerfile").is_file():
-        raise StageFailed(
-            _stage(
-                "build",
-                description,
-                Status.FAILED,
-                f"There is no Dockerfile in {workspace}.",
-                hint="Restore the Dockerfile from the starter project.",
-            )
-        )
-    say("building your app's image")
-    return _finish_build(engine, workspace, tag, deadline, description, offline)
-
-
-def _finish_build(
-    engine: Engine,
-    workspace: Path,
-    tag: str,
-    deadline: float,
-    description: str,
-    offline: bool,
-    *,
-    dockerfile: Path | None = None,
-) -> CheckResult:
-    labels = {MANAGED: "1", APP_IMAGE: "1", WORKSPACE: str(workspace.resolve())}
-    outcome = engine.build(
-        workspace,
-        tag,
-        labels=labels,
-        deadline=deadline,
-        dockerfile=dockerfile,
-        network_mode="none" if offline else None,
-    )
-    if not outcome.ok:
-        tail = "\n".join(outcome.log.splitlines()[-15:])
-        hint = "Read the build log above; the last lines say what broke."
-        if offline:
-            hint += " Under strict isolation the build has no network: install nothing in it."
-        raise StageFailed(
-            _stage(
-                "build",
-                description,
-                Status.FAILED,
-                "`docker build` failed.",
-                log=tail,
-                hint=hint,
-            )
-        )
-    return _stage("build", description, Status.PASSED)
-
-
-def _wait_ready(
-    engine: Engine, container: str, readiness: Readiness, port: int, deadline: float
-) -> tuple[str | None, bool]:
-    from bb.stack.probes import wait_ready
-
-    return wait_ready(
-        readiness, port, exited=lambda: engine.has_exited(container), deadline=deadline
-    )
-
-
-def _start_services(
-    pack: Pack,
-    exercise: Exercise,
-    engine: Engine,
-    running: _Running,
-    deadline: float,
-    say: Progress,
-) -> CheckResult | None:
-    running.network = f"bb-{running.grade_id}"
-    _open_networks(exercise, engine, running)
-    if not exercise.services:
-        return None
-    description = f"services start ({', '.join(exercise.services)})"
-    say(f"starting {', '.join(exercise.services)}")
-    started: list[tuple[str, str, int]] = []
-    for name, service in exercise.services.items():
-        ports, port = _publish(running, name, service.port)
-        container = engine.run(
-            ContainerSpec(
-                name=f"bb-{running.grade_id}-{name}",
-                image=pack.image_ref(service.image),
-                environment=service.environment,
-                command=service.command,
-                aliases=(name,),
-                ports=ports,
-                tmpfs=tuple(service.tmpfs),
-                memory=service.limits.memory,
-                cpus=service.limits.cpus,
-                pids=service.limits.pids,
-                outside_names=_outside_names(running),
-            ),
-            network=running.network,
-            grade_id=running.grade_id,
-        )
-        entry: dict[str, Any] = {
-            "container": container,
-            "port": port,
-            "ready": service.ready.model_dump(mode="json"),
-        }
-        if service.ready.postgres is not None:
-            pg = service.ready.postgres
-            entry["dsn"] = f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{port}/{pg.dbname}"
-        running.services[name] = entry
-        started.append((name, container, port))
-    for name, container, port in started:
-        reason, exited = _wait_ready(
-            engine, container, exercise.services[name].ready, port, deadline
-        )
-        if reason is not None:
-            # A course service that will not start is not the learner's doing.
-            raise StageFailed(
-                _stage(
-                    "services",
-                    description,
-                    Status.ERROR,
-                    f"The {name} service "
-                    f"{'exited' if exited else 'did not become ready'} ({reason}).",
-                    log=engine.logs(container, tail=20),
-                    hint="This is not your code: check that Docker has enough memory, then retry.",
-                )
-            )
-    return _stage("services", description, Status.PASSED)
-
-
-def _app_environment(exercise: Exercise) -> dict[str, str]:
-    return {**exercise.app.environment, "PORT": str(exercise.app.port)}
-
-
-def _migrate(
-    exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float, say: Progress
-) -> CheckResult | None:
-    if not exercise.app.migrate:
-        return None
-    command = " ".join(exercise.app.migrate)
-    description = f"migrations run (`{command}`)"
-    say("running your migrations")
-    container = engine.run(
-        ContainerSpec(
-            name=f"bb-{running.grade_id}-migrate",
-            image=tag,
-            environment=_app_environment(exercise),
-            command=exercise.app.migrate,
-            memory=exercise.app.limits.memory,
-            cpus=exercise.app.limits.cpus,
-            pids=exercise.app.limits.pids,
-            confinement=_confinement(running),
-            outside_names=_outside_names(running),
-        ),
-        network=running.network,
-        grade_id=running.grade_id,
-    )
-    code = engine.wait(container, timeout=_time_left(deadline))
-    if code is None:
-        raise _out_of_time("migrate", description)
-    if code != 0:
-        raise StageFailed(
-            _stage(
-                "migrate",
-                description,
-                Status.FAILED,
-                f"`{command}` exited with status {code}.",
-                log=engine.logs(container, tail=20),
-                hint="Run your migrations against a fresh database; the log's last lines say "
-                "what broke.",
-            )
-        )
-    return _stage("migrate", description, Status.PASSED)
-
-
-def _start_app(
-    exercise: Exercise, engine: Engine, running: _Running, tag: str, deadline: float, say: Progress
-) -> CheckResult:
+def _stages(
+    stack: ProjectStack, deadline: float, say: Progress
+) -> list[tuple[str, str, Callable[[], bool | None]]]:
+    """The stages before the checks: name, what the learner sees, and the step (False when
+    the exercise has nothing to do in it: no services, no migrations)."""
     from bb.stack.probes import describe
 
+    exercise, pack = stack.exercise, stack.pack
     app = exercise.app
-    description = f"your app starts and answers ({describe(app.ready)})"
-    say("starting your app")
-    ports, port = _publish(running, "app", app.port)
-    container = engine.run(
-        ContainerSpec(
-            name=f"bb-{running.grade_id}-app",
-            image=tag,
-            environment=_app_environment(exercise),
-            aliases=("app",),
-            ports=ports,
-            memory=app.limits.memory,
-            cpus=app.limits.cpus,
-            pids=app.limits.pids,
-            confinement=_confinement(running),
-            outside_names=_outside_names(running),
-        ),
-        network=running.network,
-        grade_id=running.grade_id,
+    built = (
+        f"your app's image builds ({pack.image_ref(app.image)} + your files)"
+        if app.image is not None
+        else "your app's image builds from its Dockerfile"
     )
-    running.services["app"] = {
-        "container": container,
-        "port": port,
-        "ready": app.ready.model_dump(mode="json"),
+    migrate = " ".join(app.migrate or [])
+    return [
+        ("build", built, lambda: stack.build(deadline, say)),
+        (
+            "services",
+            f"services start ({', '.join(exercise.services)})",
+            lambda: stack.start_services(deadline, say),
+        ),
+        ("migrate", f"migrations run (`{migrate}`)", lambda: stack.migrate(deadline, say)),
+        (
+            "app",
+            f"your app starts and answers ({describe(app.ready)})",
+            lambda: stack.start_app(deadline, say),
+        ),
+    ]
+
+
+def _failed_stage(
+    stage: str, description: str, failure: StackFailed, isolation: Isolation
+) -> CheckResult:
+    """The check a failed stage reports, with the hint for what usually breaks there."""
+    if failure.out_of_time:
+        return _stage(
+            stage, description, Status.FAILED,
+            "The grading time limit was reached during this step.",
+        )  # fmt: skip
+    if not failure.learner:
+        return _stage(
+            stage, description, Status.ERROR, failure.message, log=failure.log,
+            hint="This is not your code: check that Docker has enough memory, then retry.",
+        )  # fmt: skip
+    hints = {
+        "migrate": "Run your migrations against a fresh database; the log's last lines say "
+        "what broke.",
+        "app": "Start it yourself (`docker build` then `docker run`) and read its log; the "
+        "last lines above usually name the problem.",
     }
-    reason, exited = _wait_ready(engine, container, app.ready, port, deadline)
-    if reason is not None:
-        if exited:
-            _, code = engine.state(container)
-            message = f"Your app exited with status {code} before it was ready."
+    if stage == "build":
+        if not failure.log:
+            hint = "Restore the Dockerfile from the starter project."
         else:
-            message = f"Your app was not ready after {app.ready.timeout:g} s ({reason})."
-        raise StageFailed(
-            _stage(
-                "app",
-                description,
-                Status.FAILED,
-                message,
-                log=engine.logs(container, tail=25),
-                hint="Start it yourself (`docker build` then `docker run`) and read its log; "
-                "the last "
-                "lines above usually name the problem.",
-            )
-        )
-    return _stage("app", description, Status.PASSED)
+            hint = "Read the build log above; the last lines say what broke."
+            if isolation is Isolation.STRICT and failure.exited:
+                hint += " Under strict isolation the build has no network: install nothing in it."
+    else:
+        hint = hints.get(stage, "")
+    return _stage(
+        stage, description, Status.FAILED, failure.message, log=failure.log or None, hint=hint
+    )
 
 
 #: Variables the grader suite inherits: what finds programs and the user's home, the locale,
@@ -708,85 +457,6 @@ def _is_within(path: Path, directory: Path) -> bool:
     except ValueError:
         return False
     return True
-
-
-# -- strict isolation ----------------------------------------------------------------------
-
-#: The relay listens on these ports inside its container, one per forwarded container.
-_RELAY_FIRST_PORT = 40000
-
-
-def _require_relay(engine: Engine) -> None:
-    from bb.stack.images import relay_image_tag
-
-    if not engine.has_image(relay_image_tag()):
-        raise EnvironmentProblem(
-            f"Strict isolation needs bb's relay image ({relay_image_tag()}), which is not "
-            "built yet.",
-            hint="Run `bb setup` once; after it, grading works offline.",
-        )
-
-
-def _open_networks(exercise: Exercise, engine: Engine, running: _Running) -> None:
-    """Create the grade's network. Under strict isolation it is internal, and a relay
-    container, the only one also on an ordinary bridge, publishes the app's and the services'
-    ports on 127.0.0.1 (the host has no address on the internal network, so a port published
-    there would lead nowhere)."""
-    if running.isolation is not Isolation.STRICT:
-        engine.create_network(running.network, running.grade_id)
-        return
-    from bb.stack.images import relay_image_tag
-
-    engine.create_internal_network(running.network, running.grade_id)
-    edge = f"{running.network}-edge"
-    engine.create_network(edge, running.grade_id)
-    targets = {name: service.port for name, service in exercise.services.items()}
-    targets["app"] = exercise.app.port
-    forwards, published = [], {}
-    for offset, (alias, port) in enumerate(targets.items()):
-        listen = _RELAY_FIRST_PORT + offset
-        forwards.append(f"{listen}={alias}:{port}")
-        published[listen] = running.relayed[alias] = free_port()
-    engine.run(
-        ContainerSpec(
-            name=f"bb-{running.grade_id}-relay",
-            image=relay_image_tag(),
-            environment={},
-            command=forwards,
-            ports=published,
-            # One process per open connection: the graders' bursts open a hundred at once.
-            memory="256m",
-            cpus=1.0,
-            pids=1024,
-            confinement=Confinement(writable=()),
-            also_on=(running.network,),
-            # The relay looks its targets up per connection; while one is down (a restart, a
-            # crash) the name is unknown, and must not be asked of the world.
-            outside_names=False,
-        ),
-        network=edge,
-        grade_id=running.grade_id,
-    )
-
-
-def _publish(running: _Running, alias: str, container_port: int) -> tuple[dict[int, int], int]:
-    """How a container's port reaches the host: the ports to publish on the container itself,
-    and the host port the graders use (the relay's, under strict isolation)."""
-    if running.isolation is Isolation.STRICT:
-        return {}, running.relayed[alias]
-    port = free_port()
-    return {container_port: port}, port
-
-
-def _outside_names(running: _Running) -> bool:
-    """Whether names outside the grade resolve: not under strict isolation, where no lookup
-    may leave (a DNS query is a way out too)."""
-    return running.isolation is not Isolation.STRICT
-
-
-def _confinement(running: _Running) -> Confinement | None:
-    """The lock-down of the learner's own containers (app, migrations)."""
-    return Confinement() if running.isolation is Isolation.STRICT else None
 
 
 class _SuiteRun:
@@ -1032,26 +702,12 @@ def _check_from_record(record: dict[str, Any]) -> CheckResult:
     )
 
 
-def sweep_leftovers(engine: Engine) -> int:
-    """Remove what killed grades left behind (containers, networks), and app images that are
-    stale: untagged by a rebuild, or built from a workspace that no longer exists."""
-    journal.sweep_scratch()
-    removed = engine.sweep()
-    engine.prune_dangling(f"{APP_IMAGE}=1")
-    for image_id, labels in engine.images_labelled(f"{APP_IMAGE}=1"):
-        if not Path(labels.get(WORKSPACE, "/")).is_dir():
-            engine.remove_image(image_id)
-    for entry in journal.stale_entries():
-        with contextlib.suppress(OSError):
-            entry.unlink(missing_ok=True)
-    return removed
-
-
 def grade_workspace(
     workspace: Path,
     *,
     on_progress: Progress | None = None,
     isolation: Isolation = Isolation.STANDARD,
+    keep_warm: bool = False,
 ) -> tuple[PackIdentity, GradeReport]:
     """Grade the project in ``workspace``, found through its record file.
 
@@ -1078,7 +734,16 @@ def grade_workspace(
     identity = pack.identity  # the content as it is now, before the grade runs it
     engine = Engine.connect()
     sweep_leftovers(engine)
+    from bb.stack.up import repro_targets
+
     report = grade_exercise(
-        pack, exercise, workspace, engine=engine, on_progress=on_progress, isolation=isolation
+        pack,
+        exercise,
+        workspace,
+        engine=engine,
+        on_progress=on_progress,
+        isolation=isolation,
+        keep_warm=keep_warm,
+        repro=repro_targets(workspace, exercise),
     )
     return identity, report

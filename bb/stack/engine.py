@@ -12,7 +12,7 @@ import dataclasses
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 MANAGED = "io.bb.managed"
 GRADE = "io.bb.grade"
 OWNER = "io.bb.owner"
+#: Services kept warm between grades of one project carry this label (the warm stack's key)
+#: instead of a grade's: a grade's teardown and the orphan sweep leave them alone.
+WARM = "io.bb.warm"
+#: The project directory a warm stack belongs to (it goes when the directory goes).
+WARM_WORKSPACE = "io.bb.warm-workspace"
+#: Which of the project's warm stacks: ``grade`` (grading's services) or ``up`` (`bb up`).
+WARM_ROLE = "io.bb.warm-role"
 #: Untagged app images younger than this may belong to a build still running.
 STALE_IMAGE_AGE = "10m"
 
@@ -297,9 +304,26 @@ class Engine:
     def labels(self, grade_id: str) -> dict[str, str]:
         return {MANAGED: "1", GRADE: grade_id, OWNER: _owner_token()}
 
-    def create_network(self, name: str, grade_id: str) -> str:
-        network = self._client.networks.create(name, driver="bridge", labels=self.labels(grade_id))
+    @staticmethod
+    def warm_labels(key: str, workspace: str, role: str) -> dict[str, str]:
+        return {MANAGED: "1", WARM: key, WARM_WORKSPACE: workspace, WARM_ROLE: role}
+
+    def create_network(
+        self, name: str, grade_id: str = "", *, labels: Mapping[str, str] | None = None
+    ) -> str:
+        network = self._client.networks.create(
+            name, driver="bridge", labels=dict(labels or self.labels(grade_id))
+        )
         return str(network.id)
+
+    def network_exists(self, name: str) -> bool:
+        from docker.errors import NotFound
+
+        try:
+            self._client.api.inspect_network(name)
+        except NotFound:
+            return False
+        return True
 
     def create_internal_network(self, name: str, grade_id: str) -> str:
         """A bridge network that reaches neither the internet nor this machine.
@@ -318,8 +342,16 @@ class Engine:
         )
         return str(network.id)
 
-    def run(self, spec: ContainerSpec, *, network: str, grade_id: str) -> str:
-        """Start a container from ``spec`` on ``network``; return its id."""
+    def run(
+        self,
+        spec: ContainerSpec,
+        *,
+        network: str,
+        grade_id: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start a container from ``spec`` on ``network``; return its id. It carries the
+        grade's labels, or ``labels`` (a warm stack's)."""
         from docker.errors import DockerException
 
         api = self._client.api
@@ -347,7 +379,7 @@ class Engine:
                 command=spec.command,
                 name=spec.name,
                 environment=spec.environment,
-                labels=self.labels(grade_id),
+                labels=dict(labels or self.labels(grade_id)),
                 ports=[(c, "tcp") for c in spec.ports],
                 host_config=host_config,
                 networking_config=networking,
@@ -450,6 +482,18 @@ class Engine:
         except Exception:  # noqa: BLE001 - no counters (engine gone, container ended)
             return None
         return float(cpu), sent
+
+    def labelled(self, label: str) -> list[tuple[str, str, dict[str, str]]]:
+        """Containers (running or not) carrying ``label`` (``key`` or ``key=value``): their
+        ids, states and labels."""
+        return [
+            (str(c["Id"]), str(c.get("State", "")), dict(c.get("Labels") or {}))
+            for c in self._client.api.containers(all=True, filters={"label": [label]})
+        ]
+
+    def remove_labelled(self, label: str) -> int:
+        """Remove every container and network carrying ``label``; return how many."""
+        return self._remove(filters={"label": [label]})
 
     def remove_grade(self, grade_id: str) -> None:
         """Remove every container and network of one grade. Never raises for what is gone."""
