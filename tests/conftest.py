@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ MINI_PACK = ROOT / "tests" / "fixtures" / "pack"
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point everything bb keeps, and its default workspaces, at this test's directory."""
     home = tmp_path / "bb-home"
     monkeypatch.setenv("BB_HOME", str(home))
@@ -25,7 +26,23 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("BB_PACK", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
-    return home
+    yield home
+    _stop_warm_stacks()
+
+
+def _stop_warm_stacks() -> None:
+    """Grades through the CLI keep services warm; a test's home goes with the test, so do
+    they (their reapers exit once their state is gone)."""
+    from bb.stack import warm
+
+    states = warm.all_states()
+    if not states:
+        return
+    from bb.stack.engine import Engine
+
+    engine = Engine.connect()
+    for state in states:
+        warm.remove(engine, state.key)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -89,9 +89,9 @@ def test_unknown_course_image_is_named(tmp_path: Path) -> None:
     pack = copy_mini_pack(tmp_path / "pack")
     edit_yaml(
         pack / "exercises" / "hello" / "exercise.yaml",
-        {"services": {"db": {"image": "postgres", "port": 5432, "ready": {"tcp": True}}}},
+        {"services": {"db": {"image": "mysql", "port": 5432, "ready": {"tcp": True}}}},
     )
-    with pytest.raises(ContentError, match="services.db.image: 'postgres' is not an image"):
+    with pytest.raises(ContentError, match="services.db.image: 'mysql' is not an image"):
         load_pack(pack)
 
 

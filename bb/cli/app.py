@@ -190,11 +190,11 @@ def _root(
 def _sweep_after_killed_grades() -> None:
     """If a grade was killed mid-way, remove its scratch and containers now (cheap when there
     is none). Best effort: a sweep that fails never stops the command the user asked for."""
-    from bb.stack import journal
+    from bb.stack import journal, warm
 
     try:
         journal.sweep_scratch()
-        stale = journal.stale_entries()
+        stale = journal.stale_entries() or any(warm.expired(s) for s in warm.all_states())
     except OSError:
         return
     if not stale:
@@ -473,6 +473,73 @@ def grade(
     if fmt is not None and fmt.platform:
         return ExitCode.OK  # grading finished: the score is the verdict, not the exit code
     return ExitCode.OK if report.passed else ExitCode.CHECKS_FAILED
+
+
+@app.command()
+@guarded
+def watch(
+    directory: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--dir", help="The project to watch [default: the one you are in].", show_default=False
+        ),
+    ] = None,
+    poll: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--poll/--no-poll",
+            help="Poll the files instead of waiting for the kernel's notice [default: only on "
+            "file systems where notices do not arrive: WSL's Windows drives, network mounts].",
+            show_default=False,
+        ),
+    ] = None,
+) -> int:
+    """Grade your project now and again on every save, until Ctrl-C.
+
+    Each result replaces the last, with the first failing check in full. The services stay
+    warm, so a regrade costs little more than your app's start and the checks."""
+    from rich.text import Text
+
+    from bb import paths, progress
+    from bb.cli.console import err, out
+    from bb.grading.runner import grade_workspace
+    from bb.grading.watch import Saves
+    from bb.results.report import render
+
+    start_dir = directory or Path.cwd()
+    workspace = paths.find_workspace(start_dir)
+    if workspace is None:
+        raise UserError(
+            f"{start_dir} is not inside a bb project.",
+            hint="cd into a project made by `bb start` (or pass --dir PATH).",
+        )
+    progress.check_usable()
+    changed: set[Path] = set()
+    # Watching starts before the first grade: a save made while grading is not lost.
+    saves = Saves(workspace, poll=poll)
+    while True:
+        try:
+            with err.status("grading") as status:
+                graded_pack, report = grade_workspace(
+                    workspace,
+                    on_progress=lambda m: status.update(_status_text(m)),
+                    keep_warm=True,
+                )
+        except BBError as exc:
+            # bb, the course or the machine is broken: watching cannot help. What the grade
+            # found first is shown, then the error.
+            if exc.report is not None:
+                out.print(render(exc.report, compact=True))
+            raise
+        progress.record_attempt(graded_pack, report)
+        if out.is_terminal:
+            out.clear()
+        names = sorted(str(p.relative_to(workspace)) for p in changed if p.exists())
+        if names:
+            out.print(Text(f"saved: {', '.join(names[:3])}", style="dim"))
+        out.print(render(report, compact=True))
+        err.print(Text("Watching for saves… (Ctrl-C stops)", style="dim"))
+        changed = saves.wait()
 
 
 def _show_report(

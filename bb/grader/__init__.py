@@ -236,6 +236,19 @@ def _encoding_failure(request: httpx.Request, coding: str) -> Failure:
     )
 
 
+def _note(request: httpx.Request) -> None:
+    """Remember the request, for a command that reproduces the check if it fails."""
+    from bb.grader import repro
+
+    try:
+        body = request.content
+    except httpx.RequestNotRead:  # a streamed body: not replayable from here
+        body = b""
+    repro.note_request(
+        request.method, str(request.url), [(k, v) for k, v in request.headers.items()], body
+    )
+
+
 class CappedTransport(httpx.BaseTransport):
     """An httpx transport that reads at most ``limit`` bytes of each response body, raw and
     decoded; beyond them it stops and raises :class:`BodyTooLarge`."""
@@ -248,6 +261,7 @@ class CappedTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         _ask_bounded_encodings(request)
+        _note(request)
         response = self.inner.handle_request(request)
         if coding := _unbounded_encoding(response):
             response.close()
@@ -277,6 +291,7 @@ class AsyncCappedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         _ask_bounded_encodings(request)
+        _note(request)
         response = await self.inner.handle_async_request(request)
         if coding := _unbounded_encoding(response):
             await response.aclose()

@@ -57,6 +57,9 @@ class Stack:
     def __init__(self, context: dict[str, Any]) -> None:
         self._context = context
         self.app_url: str = context["app_url"]
+        #: Where `bb up` serves this project (stable ports): what commands printed for the
+        #: learner to paste should aim at, since this grade's stack is gone when they read it.
+        self.debug_url: str = context.get("debug_url") or self.app_url
         self.seed: int = context["seed"]
         self._runs = 0
 
@@ -312,8 +315,31 @@ def db(stack: Stack) -> Iterator[Any]:
     import psycopg
 
     # Named, so that instrumentation (bb.grader.pg) can tell the grader's connections apart.
-    with psycopg.connect(stack.dsn("db"), autocommit=True, application_name="bb-grader") as conn:
+    with psycopg.connect(
+        stack.dsn("db"),
+        autocommit=True,
+        application_name="bb-grader",
+        cursor_factory=_recording_cursor(),
+    ) as conn:
         yield conn
+
+
+def _recording_cursor() -> Any:
+    """A psycopg cursor that notes each statement, for a psql line if the check fails."""
+    import psycopg
+
+    from bb.grader import repro
+
+    class RecordingCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            try:
+                text = psycopg.ClientCursor(self.connection).mogrify(query, params)
+                repro.note_query(text)
+            except Exception:  # noqa: BLE001 - a courtesy; never in the way of the check
+                pass
+            return super().execute(query, params, **kwargs)
+
+    return RecordingCursor
 
 
 @pytest.fixture
@@ -323,6 +349,9 @@ def rng(stack: Stack, request: pytest.FixtureRequest) -> random.Random:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    from bb.grader import repro
+
+    repro.reset()
     blocked = item.config._bb_context.get("blocked")  # type: ignore[attr-defined]
     if blocked:
         pytest.skip(blocked)
@@ -394,6 +423,9 @@ def _record(
             record["message"] = _bounded(str(exc).strip() or "An assertion failed.")
         elif exc is not None:
             record["message"] = _bounded(_explain(exc, report.when))
+        from bb.grader import repro
+
+        record["reproduce"] = _bounded(repro.command(item.config._bb_context))  # type: ignore[attr-defined]
     return record
 
 

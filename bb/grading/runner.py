@@ -699,6 +699,7 @@ def _check_from_record(record: dict[str, Any]) -> CheckResult:
         actual=record.get("actual"),
         hint=record.get("hint"),
         duration=float(record.get("duration") or 0.0),
+        reproduce=record.get("reproduce"),
     )
 
 

@@ -38,6 +38,8 @@ class CheckResult:
     #: when one fails, the checks it blocks are skipped and score nothing.
     max_points: float = 0.0
     visibility: str = "visible"
+    #: A command that repeats what the check did last (curl, psql), against `bb up`'s stack.
+    reproduce: str | None = None
 
     @property
     def id(self) -> str:
@@ -132,6 +134,7 @@ def to_json(report: GradeReport) -> dict[str, Any]:
                 "hint": c.hint,
                 "duration_seconds": round(c.duration, 3),
                 "log": c.log,
+                "reproduce": c.reproduce,
             }
             for c in report.checks
         ],
@@ -172,6 +175,7 @@ def from_json(document: dict[str, Any]) -> GradeReport:
             hint=c.get("hint"),
             duration=float(c.get("duration_seconds") or 0.0),
             log=c.get("log"),
+            reproduce=c.get("reproduce"),
             # Version 1 had no points: each check that is not a stage was worth 1.
             max_points=float(c.get("max_points", 0.0 if c["name"] in STAGES else 1.0)),
             visibility=str(c.get("visibility") or "visible"),
@@ -204,8 +208,9 @@ _GLYPHS = {
 }
 
 
-def render(report: GradeReport, *, verbose: bool = False) -> Any:
-    """A Rich renderable: one line per check, and the why of every check that did not pass.
+def render(report: GradeReport, *, verbose: bool = False, compact: bool = False) -> Any:
+    """A Rich renderable: one line per check, and the why of every check that did not pass
+    (with ``compact``, of the first one only: `bb watch` shows what to fix next).
 
     Every string from the grade (messages, what arrived, logs) came from the learner's app or
     the pack: it is stripped of control characters and never read as Rich markup.
@@ -220,6 +225,7 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
     ]
     # Several checks often fail on one root cause (the create they all need); say it once.
     first_with: dict[tuple[str, str | None, str | None], str] = {}
+    explained = False
     for check in report.checks:
         glyph, style = _GLYPHS[check.status]
         name = clean(check.description or check.name)
@@ -227,6 +233,9 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
         parts.append(line)
         if check.status is Status.PASSED and not verbose:
             continue
+        if compact and explained:
+            continue
+        explained = check.status is not Status.PASSED
         cause = (check.message, check.expected, check.actual)
         if check.status is Status.FAILED and check.message and cause in first_with:
             again = f"{clean(check.message)} (as in: {first_with[cause]})"
@@ -246,6 +255,10 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
             )
         if check.hint and check.status in (Status.FAILED, Status.ERROR):
             details.append("hint: ", "bold cyan").append(clean(check.hint) + "\n")
+        if check.reproduce and check.status is Status.FAILED:
+            details.append("try it (after `bb up`): ", "bold").append(
+                clean(check.reproduce) + "\n", "cyan"
+            )
         if details.plain:
             details.rstrip()
             parts.append(Indented(details))
@@ -257,6 +270,8 @@ def render(report: GradeReport, *, verbose: bool = False) -> Any:
         verdict = ("Grading stopped before its verdict: the error below says why.", "bold red")
     elif report.passed:
         verdict = ("All checks passed.", "bold green")
+    elif compact:
+        verdict = ("Not yet: fix the first failing check and save.", "bold red")
     else:
         verdict = ("Not yet: fix the first failing check, then run `bb grade` again.", "bold red")
     parts.append(

@@ -125,8 +125,6 @@ def bring_up(
     say = on_progress or (lambda _message: None)
     engine = Engine.connect()
     sweep_leftovers(engine)
-    if fresh:
-        warm.remove_for_workspace(engine, workspace, role="up")
     ports = stable_ports(workspace, exercise)
     for name, port in ports.items():
         if not _bindable(port) and not _ours(engine, workspace, port):
@@ -134,6 +132,8 @@ def bring_up(
                 f"Port {port} (for {name}) is taken by something else on 127.0.0.1.",
                 hint=f"Stop what listens there, or delete {_ports_file()} to choose new ports.",
             )
+    if fresh:
+        warm.remove_for_workspace(engine, workspace, role="up")
     stack = ProjectStack(
         pack,
         exercise,

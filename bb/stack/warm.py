@@ -29,11 +29,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from bb import paths
-from bb.pack.manifest import Readiness, Service
 from bb.stack.engine import WARM, WARM_ROLE, WARM_WORKSPACE, Engine
+
+if TYPE_CHECKING:
+    from bb.pack.manifest import Readiness, Service
 
 #: How long a warm stack may sit unused before it stops by itself.
 IDLE_SECONDS = 30 * 60

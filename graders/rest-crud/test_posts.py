@@ -677,7 +677,7 @@ def test_no_server_errors(stack: Stack, http: httpx.Client, rng: random.Random) 
             f"traceback. The first: {first.case.method} {first.case.formatted_path} → "
             f"{first.response.status_code}.",
             expected="a status below 500 and no traceback, whatever the request",
-            actual=first.account(stack.app_url),
+            actual=first.account(stack.debug_url),
             hint=TRACEBACK_HINT if first.response.status_code < 500 else None,
         )
 
@@ -746,7 +746,7 @@ class Fuzzer:
             raise Failure(
                 f"{case.method} {case.formatted_path} got no answer: your app dropped the "
                 "connection or took over 10 s.",
-                actual=f"{type(exc).__name__}: {exc}\n{reproduce(case, self.stack.app_url)}",
+                actual=f"{type(exc).__name__}: {exc}\n{reproduce(case, self.stack.debug_url)}",
             ) from None
         if response.status_code < 500 and b"Traceback" not in response.content:
             return False
@@ -812,8 +812,9 @@ def load_schema(app_url: str) -> Any:
                       actual=f"{type(exc).__name__}: {exc}") from None
 
 
-def reproduce(case: GeneratedCase, app_url: str) -> str:
+def reproduce(case: GeneratedCase, debug_url: str) -> str:
+    """A curl line for ``case`` against ``debug_url``: where `bb up` serves the project."""
     try:
-        return f"Reproduce with: {case.as_curl_command(base_url=app_url)}"
+        return f"Reproduce (after `bb up`): {case.as_curl_command(base_url=debug_url)}"
     except Exception:  # curl rendering is a courtesy; never let it hide the real failure
         return f"{case.method} {case.formatted_path}"
