@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from bb import __version__, journal
-from bb.errors import BBError, ContentError, EnvironmentProblem
+from bb.errors import BBError, ContentError, EnvironmentProblem, UserError
 from bb.isolation import Isolation
 from bb.pack import Exercise, Pack, PackIdentity, Readiness
-from bb.report import CheckResult, GradeReport, Status, weighed
+from bb.report import CheckResult, GradeReport, Selection, Status, weighed
 from bb.runtime import (
     ENGINE_HINT,
     MANAGED,
@@ -39,6 +39,27 @@ from bb.runtime import (
 )
 
 Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckStarted:
+    """A check of the grader suite began (stages announce themselves through ``Progress``)."""
+
+    name: str
+    description: str
+    #: ``time.monotonic()`` when bb learned of it (within a tenth of a second of the start).
+    at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckFinished:
+    """A check, or a stage, reached its result."""
+
+    check: CheckResult
+
+
+GradeEvent = CheckStarted | CheckFinished
+OnEvent = Callable[[GradeEvent], None]
 
 #: Labels of the images built from learners' projects.
 APP_IMAGE = "io.bb.app"
@@ -94,6 +115,8 @@ def grade_exercise(
     grade_id: str | None = None,
     app_log: Path | None = None,
     isolation: Isolation = Isolation.STANDARD,
+    select: str | None = None,
+    on_event: OnEvent | None = None,
 ) -> GradeReport:
     """Grade ``workspace`` as an attempt at ``exercise``.
 
@@ -106,13 +129,22 @@ def grade_exercise(
             watchdog outside can remove them all by it); a fresh one by default.
         app_log: where to save the end of the app's log before teardown, if anywhere.
         isolation: how far the graded code is fenced in (see :class:`bb.isolation.Isolation`).
+        select: a ``-k`` expression on check names: only the checks it selects run (every
+            stage still does: each check needs the running stack), and the report is partial
+            (never a pass).
+        on_event: told of each check as it starts and of each check and stage as it ends,
+            while the grade runs.
 
     Raises:
+        UserError: ``select`` is not an expression, or selects none of the suite's checks.
         EnvironmentProblem: an image is missing, or Docker failed or went away mid-grade.
         ContentError: the grader suite is broken: it collects nothing, dies before every
             check reported, or hangs on its own while the app is idle.
     """
     say = on_progress or (lambda _message: None)
+    tell = on_event or (lambda _event: None)
+    if select is not None:
+        check_selection(select)
     started = time.monotonic()
     deadline = started + exercise.grader.timeout
     timings: dict[str, float] = {}
@@ -131,7 +163,7 @@ def grade_exercise(
     stage_fault: BBError | None = None
     try:
         with _engine_faults(engine):
-            suite = _SuiteRun(pack, exercise)
+            suite = _SuiteRun(pack, exercise, select=select, on_event=on_event)
             stages: list[tuple[str, Callable[[], CheckResult | None]]] = [
                 (
                     "build",
@@ -147,11 +179,13 @@ def grade_exercise(
                 ("app", lambda: _start_app(exercise, engine, running, tag, deadline, say)),
             ]
             for stage, action in stages:
+                suite.poll()  # a -k that selects nothing stops the grade here, not at its end
                 t0 = time.monotonic()
                 try:
                     check = action()
                 except StageFailed as failure:
                     checks.append(failure.check)
+                    tell(CheckFinished(failure.check))
                     blocked = f"can't check until this passes: {failure.check.description}"
                     if failure.check.status is Status.ERROR:
                         # Not the learner's (a course service that will not start): the
@@ -162,6 +196,7 @@ def grade_exercise(
                     timings[stage] = time.monotonic() - t0
                 if check is not None:
                     checks.append(check)
+                    tell(CheckFinished(check))
             t0 = time.monotonic()
             say("running the checks")
             app = running.services.get("app")
@@ -217,11 +252,36 @@ def grade_exercise(
         else {"pack": pack.identity.to_json()},
         complete=fault is None,
         isolation=isolation.value,
+        selection=None
+        if select is None
+        else Selection(select, suite.left_out if suite is not None else ()),
     )
     if fault is not None:
-        fault.report = report
+        if not isinstance(fault, UserError):  # a usage error has no grade to show
+            fault.report = report
         raise fault
     return report
+
+
+def check_selection(pattern: str) -> None:
+    """Refuse a ``-k`` pattern that is not an expression, before a grade is spent on it.
+
+    Raises:
+        UserError: naming the pattern and what is wrong with it.
+    """
+    from _pytest.mark.expression import Expression
+
+    if not pattern.strip():
+        raise UserError(
+            "-k needs a pattern.", hint="e.g. `bb grade -k create` or `-k 'create and not bad'`."
+        )
+    try:
+        Expression.compile(pattern)
+    except SyntaxError as exc:
+        raise UserError(
+            f"-k {pattern!r} is not a pattern bb can read ({exc.msg}).",
+            hint="Words match check names; join them with and, or, not and parentheses.",
+        ) from None
 
 
 def _provenance(pack: Pack, engine: Engine | None) -> dict[str, Any]:
@@ -793,14 +853,35 @@ class _SuiteRun:
 
     pytest spends seconds importing and collecting; that overlaps the build and the container
     start-up. The plugin then waits for the context file, which :meth:`finish` writes.
+
+    The plugin appends a JSON line to the results file as each check starts and ends; bb
+    reads the file as it grows (:meth:`poll`) and tells ``on_event`` while the suite runs.
     """
 
-    def __init__(self, pack: Pack, exercise: Exercise) -> None:
+    #: How often bb reads the results file while the suite runs, in seconds.
+    POLL_INTERVAL = 0.1
+
+    def __init__(
+        self,
+        pack: Pack,
+        exercise: Exercise,
+        *,
+        select: str | None = None,
+        on_event: OnEvent | None = None,
+    ) -> None:
         self.suite = pack.grader_dir(exercise)
+        self.exercise = exercise.id
         self.timeout = exercise.grader.timeout
+        self.select = select
+        self.on_event = on_event
         self.scratch = journal.new_scratch()
         self.results = self.scratch / "results.jsonl"
         self.output = self.scratch / "pytest.log"
+        self._read_up_to = 0
+        self._partial_line = b""
+        self._identities: dict[str, dict[str, Any]] = {}
+        #: The names of the checks ``select`` left out, once the suite has collected.
+        self.left_out: tuple[str, ...] = ()
         # An ini file of our own: the suite must not pick up whatever pytest settings lie
         # around it (a repository's pyproject.toml, say).
         (self.scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
@@ -811,6 +892,9 @@ class _SuiteRun:
             "--bb-results", str(self.results),
             "-q", "--no-header", "-rN", "--tb=short", "-W", "ignore::DeprecationWarning",
         ]  # fmt: skip
+        if select is not None:
+            # One argument, "=" joined: a pattern that starts with "-" stays a pattern.
+            command.append(f"--bb-select={select}")
         env = suite_environment(os.environ, self.scratch)
         with self.output.open("wb") as log:
             self.process = subprocess.Popen(
@@ -849,12 +933,70 @@ class _SuiteRun:
         return self._outcome(code, evidence)
 
     def _wait(self, seconds: float) -> int | None:
-        if seconds <= 0:
-            return self.process.poll()
+        """Wait up to ``seconds`` for the suite to end, reading its results as they come."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            try:
+                code: int | None = self.process.wait(timeout=max(min(left, self.POLL_INTERVAL), 0))
+            except subprocess.TimeoutExpired:
+                code = None
+            self.poll()
+            if code is not None or left <= 0:
+                return code
+
+    def poll(self) -> None:
+        """Read what the suite has written since the last call: tell ``on_event`` of each
+        check started and finished, and note what the collection says.
+
+        Raises:
+            UserError: the suite collected, and ``select`` selects none of its checks.
+        """
         try:
-            return self.process.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return None
+            with self.results.open("rb") as fh:
+                fh.seek(self._read_up_to)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        self._read_up_to += len(data)
+        lines = (self._partial_line + data).split(b"\n")
+        self._partial_line = lines.pop()  # the plugin may be midway through a line
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                self._take(record)
+
+    def _take(self, record: dict[str, Any]) -> None:
+        kind = record.get("kind")
+        if kind == "collected":
+            checks = [dict(c) for c in record.get("checks") or [] if isinstance(c, dict)]
+            self._identities = {str(c.get("id")): c for c in checks}
+            selection = record.get("selection")
+            if self.select is not None and isinstance(selection, dict):
+                left_out = [dict(c) for c in selection.get("left_out") or []]
+                self.left_out = tuple(str(c.get("name")) for c in left_out)
+                if not checks and self.left_out:
+                    raise self._selects_nothing()
+        elif self.on_event is None:
+            return
+        elif kind == "started":
+            identity = self._identities.get(str(record.get("id")), {})
+            name = str(identity.get("name") or record.get("id"))
+            description = str(identity.get("description") or name)
+            self.on_event(CheckStarted(name, description, time.monotonic()))
+        elif kind == "check":
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                self.on_event(CheckFinished(_check_from_record(record)))
+
+    def _selects_nothing(self) -> UserError:
+        names = ", ".join(self.left_out) or "none"
+        return UserError(
+            f"-k {self.select!r} selects none of the checks of {self.exercise}.",
+            hint=f"Its checks: {names}. Words match parts of these names.",
+        )
 
     def _ask_for_stacks(self, timeout: float) -> list[dict[str, Any]] | None:
         from bb.grader_plugin import STACK_REQUEST, STACKS
@@ -906,6 +1048,11 @@ class _SuiteRun:
                 what = f"ended before it collected its checks ({_ending(code)})"
             return SuiteOutcome([], self._broken(what))
         identities = [dict(c) for c in declared.get("checks") or []]
+        if not identities and self.select is not None:
+            with contextlib.suppress(UserError):
+                self._take(declared)  # notes what the pattern left out
+            if self.left_out:
+                return SuiteOutcome([], self._selects_nothing())
         if not identities and code in (0, 1, 5):
             return SuiteOutcome([], self._broken(_BROKEN_SUITE[5]))
         running = next((i for i in reversed(started) if i not in results), None)
@@ -1019,6 +1166,9 @@ def _ending(code: int | None) -> str:
 
 
 def _check_from_record(record: dict[str, Any]) -> CheckResult:
+    levels = tuple(str(h) for h in record.get("hints") or () if h)
+    if not levels and record.get("hint"):
+        levels = (str(record["hint"]),)
     return CheckResult(
         name=record["name"],
         description=record["description"],
@@ -1026,7 +1176,10 @@ def _check_from_record(record: dict[str, Any]) -> CheckResult:
         message=record.get("message") or "",
         expected=record.get("expected"),
         actual=record.get("actual"),
-        hint=record.get("hint"),
+        # The first level; which one the learner sees is decided against their progress.
+        hint=levels[0] if levels else None,
+        hints=levels,
+        hint_level=1 if levels else 0,
         duration=float(record.get("duration") or 0.0),
     )
 
@@ -1051,11 +1204,14 @@ def grade_workspace(
     *,
     on_progress: Progress | None = None,
     isolation: Isolation = Isolation.STANDARD,
+    select: str | None = None,
+    on_event: OnEvent | None = None,
 ) -> tuple[PackIdentity, GradeReport]:
     """Grade the project in ``workspace``, found through its record file.
 
     Returns the pack's identity (for the progress store: where the pack lives and the digest
-    of the content graded against) and the report.
+    of the content graded against) and the report. ``select`` and ``on_event`` are
+    :func:`grade_exercise`'s.
 
     Raises:
         UserError: ``workspace`` is not a bb project, or its pack has moved.
@@ -1078,6 +1234,7 @@ def grade_workspace(
     engine = Engine.connect()
     sweep_leftovers(engine)
     report = grade_exercise(
-        pack, exercise, workspace, engine=engine, on_progress=on_progress, isolation=isolation
-    )
+        pack, exercise, workspace, engine=engine, on_progress=on_progress, isolation=isolation,
+        select=select, on_event=on_event,
+    )  # fmt: skip
     return identity, report
