@@ -216,6 +216,9 @@ def grade_exercise(
                 context, deadline, activity=lambda: _app_activity(engine, running)
             )
             checks.extend(outcome.checks)
+            for check in outcome.checks:  # those the suite never reported (a hang, a death)
+                if check.name not in suite.told:
+                    tell(CheckFinished(check))
             timings["checks"] = time.monotonic() - t0
             fault = outcome.fault or stage_fault
             if fault is not None or not all(c.status is Status.PASSED for c in checks):
@@ -882,6 +885,8 @@ class _SuiteRun:
         self._identities: dict[str, dict[str, Any]] = {}
         #: The names of the checks ``select`` left out, once the suite has collected.
         self.left_out: tuple[str, ...] = ()
+        #: The names of the checks ``on_event`` has heard the end of.
+        self.told: set[str] = set()
         # An ini file of our own: the suite must not pick up whatever pytest settings lie
         # around it (a repository's pyproject.toml, say).
         (self.scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
@@ -989,7 +994,9 @@ class _SuiteRun:
             self.on_event(CheckStarted(name, description, time.monotonic()))
         elif kind == "check":
             with contextlib.suppress(KeyError, ValueError, TypeError):
-                self.on_event(CheckFinished(_check_from_record(record)))
+                check = _check_from_record(record)
+                self.told.add(check.name)
+                self.on_event(CheckFinished(check))
 
     def _selects_nothing(self) -> UserError:
         names = ", ".join(self.left_out) or "none"

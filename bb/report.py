@@ -44,6 +44,12 @@ class CheckResult:
     #: Which level ``hint`` is, from 1 (0 when there is no hint).
     hint_level: int = 0
 
+    def __post_init__(self) -> None:
+        # A hint given alone is its first level; no hint, no level.
+        level = max(self.hint_level, 1) if self.hint else 0
+        if level != self.hint_level:
+            object.__setattr__(self, "hint_level", level)
+
     @property
     def hint_levels(self) -> tuple[str, ...]:
         """The levels of this check's hint (a hint given alone is one level)."""
@@ -161,7 +167,7 @@ def to_json(report: GradeReport) -> dict[str, Any]:
                 "expected": c.expected,
                 "actual": c.actual,
                 "hint": c.hint,
-                "hint_level": c.hint_level if c.hint else 0,
+                "hint_level": c.hint_level,
                 "hint_levels": len(c.hint_levels),
                 "duration_seconds": round(c.duration, 3),
                 "log": c.log,
@@ -208,7 +214,7 @@ def from_json(document: dict[str, Any]) -> GradeReport:
             # Version 1 had no points: each check that is not a stage was worth 1.
             max_points=float(c.get("max_points", 0.0 if c["name"] in STAGES else 1.0)),
             visibility=str(c.get("visibility") or "visible"),
-            hint_level=int(c.get("hint_level") or (1 if c.get("hint") else 0)),
+            hint_level=int(c.get("hint_level") or 0),
         )
         for c in document["checks"]
     )
