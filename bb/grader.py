@@ -129,7 +129,15 @@ class Failure(AssertionError):
         self.actual = None if actual is None else str(actual)
         #: Every level of the hint; ``hint`` is the first.
         self.hints = hint_levels(hint)
-        self.hint = self.hints[0] if self.hints else None
+
+    @property
+    def hint(self) -> str | None:
+        return self.hints[0] if self.hints else None
+
+    @hint.setter
+    def hint(self, value: HintText | None) -> None:
+        # Graders may replace a caught failure's hint before raising it again.
+        self.hints = hint_levels(value)
 
 
 class BodyTooLarge(Failure):
