@@ -6,7 +6,8 @@ message is what the learner reads, so write it for them: what was expected, what
 
     from bb.grader import expect_status, hint
 
-    @hint("Creates return 201 with a Location header.")
+    @hint("Creates return 201 with a Location header.",
+          "FastAPI answers 200 unless the route says status_code=201.")
     def test_create_returns_201(http):
         '''POST /posts creates a post'''
         response = http.post("/posts", json={...})
@@ -16,6 +17,11 @@ Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_ur
 (an ``httpx.Client`` on the app), ``db`` (a superuser psycopg connection to the exercise's
 Postgres, autocommit, application_name ``bb-grader``), ``rng`` (a ``random.Random`` seeded per
 grade).
+
+Hints escalate: ``@hint("a nudge", "deeper", ...)`` gives a check's hint by levels, shortest
+first. The first failure of a check shows the first level; each later grade in which it fails
+again shows the next (bb keeps what the learner has seen). A failure's own ``hint=`` (one text
+or its levels) replaces the check's for that failure.
 
 The stack (``bb.grader_plugin.Stack``):
     ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;

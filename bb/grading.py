@@ -919,13 +919,18 @@ class _SuiteRun:
 
         ``activity`` samples the app's counters, to judge a suite still running at the time
         limit. A broken suite (no checks, collection errors, pytest misuse, a death before
-        every check reported, a hang of its own) comes back as the outcome's ContentError.
+        every check reported, a hang of its own) comes back as the outcome's ContentError; a
+        selection that selects no check, as its UserError.
         """
         staged = self.scratch / "context.json.partial"
         staged.write_text(json.dumps(context), encoding="utf-8")
         staged.rename(self.scratch / "context.json")  # atomic: the plugin never reads half
         evidence: HangEvidence | None = None
-        code = self._wait(_time_left(deadline) - ACTIVITY_WINDOW)
+        try:
+            code = self._wait(_time_left(deadline) - ACTIVITY_WINDOW)
+        except UserError as exc:  # a selection of nothing: no check is to run
+            self.stop()
+            return SuiteOutcome([], exc)
         if code is None:
             before = activity()
             code = self._wait(max(_time_left(deadline), 1.0))
