@@ -11,30 +11,36 @@ built-in course. Each attempt is stamped with the digest of the pack's content i
 A pass is kept when the pack's content changes later (a fixed typo, a new bb release): the
 exercise stays passed, and the store keeps the digest it passed on (``passed_digest``), which
 ``bb status`` shows beside the pack's current one when they differ.
+
+Hints escalate per check: the store keeps, per exercise and check, how many levels of its hint
+the learner has seen and the levels its last failure offered (:class:`RevealedHint`), so
+``bb hint`` shows them without running anything. A partial grade (``bb grade -k``) is kept as
+an attempt with its pattern, and never as a pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bb import paths
-from bb.errors import EnvironmentProblem
+from bb.errors import EnvironmentProblem, UserError
 from bb.results.report import GradeReport
 
 if TYPE_CHECKING:
     from bb.pack.manifest import PackIdentity
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Free space a grade's record needs, with room to spare (a write-ahead log frame is 4 KiB).
 _MIN_FREE_BYTES = 1 << 20
@@ -58,7 +64,18 @@ CREATE TABLE IF NOT EXISTS attempts (
     passed      INTEGER NOT NULL,
     checks_passed INTEGER NOT NULL,
     checks_total  INTEGER NOT NULL,
-    duration    REAL NOT NULL
+    duration    REAL NOT NULL,
+    selection   TEXT                -- a partial grade's -k pattern (NULL: a whole grade)
+);
+CREATE TABLE IF NOT EXISTS hints (
+    pack        TEXT NOT NULL,
+    exercise    TEXT NOT NULL,
+    check_name  TEXT NOT NULL,
+    description TEXT NOT NULL,
+    level       INTEGER NOT NULL,   -- how many levels the learner has seen, from 1
+    levels      TEXT NOT NULL,      -- JSON list: every level the check's last failure offered
+    revealed_at REAL NOT NULL,
+    PRIMARY KEY (pack, exercise, check_name)
 );
 """
 
@@ -82,6 +99,26 @@ class ExerciseProgress:
     @property
     def status(self) -> str:
         return "passed" if self.passed_at is not None else "started"
+
+
+@dataclasses.dataclass(frozen=True)
+class RevealedHint:
+    """How much of one check's hint the learner has seen."""
+
+    check: str
+    description: str
+    #: How many levels have been shown, from 1.
+    level: int
+    #: Every level the check's last failure offered, shortest first.
+    levels: tuple[str, ...]
+
+    @property
+    def seen(self) -> tuple[str, ...]:
+        return self.levels[: self.level]
+
+    @property
+    def more(self) -> bool:
+        return self.level < len(self.levels)
 
 
 @contextmanager
@@ -119,7 +156,9 @@ def _upgrade(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 1:
-            _migrate_from_1(conn)
+            _migrate_from_1(conn)  # straight to the current tables
+        elif version == 2:
+            _migrate_from_2(conn)
         elif version == 0:
             _create_tables(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -170,6 +209,13 @@ def _migrate_from_1(conn: sqlite3.Connection) -> None:
         )
     conn.execute("DROP TABLE exercises_v1")
     conn.execute("DROP TABLE attempts_v1")
+
+
+def _migrate_from_2(conn: sqlite3.Connection) -> None:
+    """Schema 3 only adds: the pattern of a partial grade (NULL: every attempt before was
+    whole), and the hints revealed (none yet)."""
+    conn.execute("ALTER TABLE attempts ADD COLUMN selection TEXT")
+    _create_tables(conn)  # the hints table; the others exist already
 
 
 def _pack_of_v1_row(course: str, workspace: str | None) -> str:
@@ -303,29 +349,37 @@ def record_start(pack: PackIdentity, exercise: str, workspace: Path) -> None:
         )
 
 
-def record_attempt(pack: PackIdentity, report: GradeReport) -> None:
+def record_attempt(
+    pack: PackIdentity, report: GradeReport, *, hints: Sequence[RevealedHint] = ()
+) -> None:
+    """Keep a grade: the attempt, a first pass (never from a partial grade), and the hint
+    levels it showed (``hints``, from :func:`bb.hints.escalate`), in one transaction."""
     now = time.time()
+    partial = report.selection is not None
     with _connect() as conn, conn:
         conn.execute(
             "INSERT INTO attempts (pack, pack_digest, exercise, at, passed, checks_passed, "
-            "checks_total, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "checks_total, duration, selection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 pack.where,
                 pack.digest,
                 report.exercise,
                 now,
-                int(report.passed),
+                int(report.passed and not partial),
                 sum(1 for c in report.checks if c.status.value == "passed"),
                 len(report.checks),
                 report.duration,
+                report.selection.pattern if report.selection is not None else None,
             ),
         )
+        for shown in hints:
+            _keep_hint(conn, pack, report.exercise, shown, now)
         conn.execute(
             "INSERT INTO exercises (pack, exercise, started_at) VALUES (?, ?, ?) "
             "ON CONFLICT (pack, exercise) DO NOTHING",
             (pack.where, report.exercise, now),
         )
-        if report.passed:
+        if report.passed and not partial:
             conn.execute(
                 "UPDATE exercises SET passed_at = ?, passed_digest = ? "
                 "WHERE pack = ? AND exercise = ? AND passed_at IS NULL",
@@ -353,3 +407,66 @@ def load(pack: PackIdentity) -> dict[str, ExerciseProgress]:
         )
         for row in rows
     }
+
+
+def _keep_hint(
+    conn: sqlite3.Connection, pack: PackIdentity, exercise: str, shown: RevealedHint, now: float
+) -> None:
+    conn.execute(
+        "INSERT INTO hints (pack, exercise, check_name, description, level, levels, "
+        "revealed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pack, exercise, check_name) "
+        "DO UPDATE SET description = excluded.description, level = excluded.level, "
+        "levels = excluded.levels, revealed_at = excluded.revealed_at",
+        (pack.where, exercise, shown.check, shown.description, shown.level,
+         json.dumps(list(shown.levels)), now),
+    )  # fmt: skip
+
+
+def _hint_from_row(row: tuple[str, str, int, str]) -> RevealedHint:
+    try:
+        levels = tuple(str(level) for level in json.loads(row[3]))
+    except (ValueError, TypeError):
+        levels = ()
+    return RevealedHint(row[0], row[1], max(1, min(int(row[2]), len(levels))), levels)
+
+
+def revealed_hints(pack: PackIdentity, exercise: str) -> dict[str, RevealedHint]:
+    """What the learner has seen of each check's hint in ``exercise``, by check name (in the
+    order the checks first failed)."""
+    with _connect() as conn:
+        rows = conn.execute(
+            "SELECT check_name, description, level, levels FROM hints "
+            "WHERE pack = ? AND exercise = ? ORDER BY rowid",
+            (pack.where, exercise),
+        ).fetchall()
+    found = (_hint_from_row(row) for row in rows)
+    return {hint.check: hint for hint in found if hint.levels}
+
+
+def reveal_next_hint(pack: PackIdentity, exercise: str, check: str) -> tuple[RevealedHint, bool]:
+    """Show one more level of ``check``'s hint; returns the hint and whether there was a
+    level left to show.
+
+    Raises:
+        UserError: no grade has shown a hint for ``check`` yet.
+    """
+    name = check.removeprefix("test_")
+    known = revealed_hints(pack, exercise)
+    if name not in known:
+        failed = ", ".join(known) or "none yet"
+        raise UserError(
+            f"bb has shown no hint for a check called {check!r} in {exercise}.",
+            hint=f"A check's hints start when it fails in `bb grade`. Checks with hints so far: "
+            f"{failed}.",
+        )
+    before = known[name]
+    if not before.more:
+        return before, False
+    after = dataclasses.replace(before, level=before.level + 1)
+    with _connect() as conn, conn:
+        conn.execute(
+            "UPDATE hints SET level = ?, revealed_at = ? WHERE pack = ? AND exercise = ? "
+            "AND check_name = ?",
+            (after.level, time.time(), pack.where, exercise, name),
+        )
+    return after, True

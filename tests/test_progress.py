@@ -3,6 +3,7 @@ identity (where it lives), never by the id a pack declares."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,93 @@ def test_a_newer_store_is_refused(isolated_home: Path) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(EnvironmentProblem, match="newer bb"):
         progress.load(BUILTIN)
+
+
+def _v2_store() -> None:
+    """A progress store as bb wrote it before hints escalated and grades could be partial."""
+    paths.progress_db().parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(paths.progress_db()) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE exercises (pack TEXT NOT NULL, exercise TEXT NOT NULL,
+                workspace TEXT, started_at REAL NOT NULL, passed_at REAL, passed_digest TEXT,
+                PRIMARY KEY (pack, exercise));
+            CREATE TABLE attempts (id INTEGER PRIMARY KEY, pack TEXT NOT NULL,
+                pack_digest TEXT, exercise TEXT NOT NULL, at REAL NOT NULL,
+                passed INTEGER NOT NULL, checks_passed INTEGER NOT NULL,
+                checks_total INTEGER NOT NULL, duration REAL NOT NULL);
+            INSERT INTO exercises VALUES ('builtin', 'rest-crud', '/tmp/ws', 1.0, 3.0, 'd1');
+            INSERT INTO exercises VALUES ('builtin', 'pagination', NULL, 4.0, NULL, NULL);
+            INSERT INTO attempts (pack, pack_digest, exercise, at, passed, checks_passed,
+                checks_total, duration) VALUES ('builtin', 'd0', 'rest-crud', 2.0, 0, 3, 9, 5.0),
+                ('builtin', 'd1', 'rest-crud', 3.0, 1, 9, 9, 6.0),
+                ('builtin', 'd1', 'pagination', 5.0, 0, 1, 8, 7.0);
+            PRAGMA user_version = 2;
+            """
+        )
+
+
+def test_a_v2_store_gains_hints_and_partial_grades_and_loses_nothing() -> None:
+    _v2_store()
+    state = progress.load(BUILTIN)
+    assert (state["rest-crud"].status, state["rest-crud"].attempts) == ("passed", 2)
+    assert state["rest-crud"].passed_digest == "d1"
+    assert (state["pagination"].status, state["pagination"].attempts) == ("started", 1)
+    assert progress.revealed_hints(BUILTIN, "rest-crud") == {}
+    with sqlite3.connect(paths.progress_db()) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == progress.SCHEMA_VERSION == 3
+        rows = conn.execute(
+            "SELECT pack_digest, exercise, at, passed, checks_passed, checks_total, duration, "
+            "selection FROM attempts ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        ("d0", "rest-crud", 2.0, 0, 3, 9, 5.0, None),
+        ("d1", "rest-crud", 3.0, 1, 9, 9, 6.0, None),
+        ("d1", "pagination", 5.0, 0, 1, 8, 7.0, None),
+    ]
+    # and the migrated store takes the new kinds of record
+    progress.record_attempt(BUILTIN, _failing_with_hint(), hints=_shown("a", 1))
+    assert progress.revealed_hints(BUILTIN, "rest-crud")["a"].level == 1
+
+
+def _failing_with_hint() -> GradeReport:
+    check = CheckResult(
+        name="a", description="the a check", status=Status.FAILED, hint="one",
+        hints=("one", "two", "three"),
+    )  # fmt: skip
+    return GradeReport(exercise="rest-crud", title="t", duration=1.0, timings={}, checks=(check,))
+
+
+def _shown(check: str, level: int) -> list[progress.RevealedHint]:
+    return [progress.RevealedHint(check, f"the {check} check", level, ("one", "two", "three"))]
+
+
+def test_a_partial_grade_is_an_attempt_and_never_a_pass() -> None:
+    from bb.results.report import Selection
+
+    whole = _report(passed=True)
+    partial = dataclasses.replace(whole, selection=Selection("a", ("b",)))
+    assert partial.all_ran_passed and not partial.passed
+    progress.record_attempt(BUILTIN, partial)
+    state = progress.load(BUILTIN)["rest-crud"]
+    assert (state.status, state.attempts) == ("started", 1)
+    with sqlite3.connect(paths.progress_db()) as conn:
+        assert conn.execute("SELECT passed, selection FROM attempts").fetchall() == [(0, "a")]
+
+
+def test_hints_are_kept_per_exercise_and_check_and_revealed_one_level_at_a_time() -> None:
+    progress.record_attempt(BUILTIN, _failing_with_hint(), hints=_shown("a", 1))
+    assert progress.revealed_hints(BUILTIN, "pagination") == {}
+    assert progress.revealed_hints(IMPOSTOR, "rest-crud") == {}
+    item, advanced = progress.reveal_next_hint(BUILTIN, "rest-crud", "test_a")
+    assert (advanced, item.seen, item.more) == (True, ("one", "two"), True)
+    item, advanced = progress.reveal_next_hint(BUILTIN, "rest-crud", "a")
+    assert (advanced, item.level, item.more) == (True, 3, False)
+    item, advanced = progress.reveal_next_hint(BUILTIN, "rest-crud", "a")
+    assert (advanced, item.level) == (False, 3)
+    assert progress.revealed_hints(BUILTIN, "rest-crud")["a"].level == 3
+    from bb.errors import UserError
+
+    with pytest.raises(UserError, match="no hint for a check called 'b'") as raised:
+        progress.reveal_next_hint(BUILTIN, "rest-crud", "b")
+    assert "Checks with hints so far: a." in (raised.value.hint or "")

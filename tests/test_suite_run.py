@@ -205,3 +205,56 @@ def test_engine_faults_are_environment_problems_and_bugs_stay_bugs() -> None:
     assert isinstance(_mapped(KeyError("oops"), engine_answers=False), EnvironmentProblem)
     assert isinstance(_mapped(ContentError("x"), engine_answers=False), EnvironmentProblem)
     assert isinstance(_mapped(ContentError("x"), engine_answers=True), ContentError)
+
+
+def test_a_selection_runs_only_its_checks_and_results_arrive_while_the_suite_runs(
+    monkeypatch: Any,
+) -> None:
+    from bb.grading.runner import CheckFinished, CheckStarted, GradeEvent
+
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-k restart")  # the learner's pytest settings: no say
+    pack = load_pack(MINI_PACK)
+    events: list[tuple[GradeEvent, bool]] = []  # each event, and whether pytest still ran
+    suite = _SuiteRun(
+        pack,
+        pack.exercise("hello"),
+        select="hello or health",
+        on_event=lambda event: events.append((event, suite.process.poll() is None)),
+    )
+    try:
+        context = {"grade_id": "t", "seed": 1, "blocked": None, "app_url": "http://127.0.0.1:9"}
+        outcome = suite.finish({**context, "services": {}}, time.monotonic() + 60)
+    finally:
+        suite.close()
+    assert outcome.fault is None
+    assert _statuses(outcome) == {"health": Status.FAILED, "hello": Status.FAILED}
+    assert suite.left_out == ("restart_keeps_serving",)
+    kinds = [
+        (type(event).__name__, event.name if isinstance(event, CheckStarted) else event.check.name)
+        for event, _ in events
+    ]
+    assert kinds == [
+        ("CheckStarted", "health"),
+        ("CheckFinished", "health"),
+        ("CheckStarted", "hello"),
+        ("CheckFinished", "hello"),
+    ]
+    # the first check's result was read while pytest was still running the second
+    assert events[1][1] is True
+    finished = [event.check for event, _ in events if isinstance(event, CheckFinished)]
+    assert finished[1].hints[0] == "Add /hello to ROUTES in answers.py."
+
+
+def test_a_selection_of_nothing_is_the_learners_usage_error() -> None:
+    from bb.errors import UserError
+
+    pack = load_pack(MINI_PACK)
+    suite = _SuiteRun(pack, pack.exercise("hello"), select="goodbye")
+    try:
+        context = {"grade_id": "t", "seed": 1, "blocked": None, "app_url": "http://127.0.0.1:9"}
+        outcome = suite.finish({**context, "services": {}}, time.monotonic() + 60)
+    finally:
+        suite.close()
+    assert isinstance(outcome.fault, UserError)
+    assert "selects none of the checks of hello" in outcome.fault.message
+    assert "health, hello, restart_keeps_serving" in (outcome.fault.hint or "")

@@ -426,6 +426,16 @@ def grade(
             "(warm services get a fresh database every grade either way).",
         ),
     ] = False,
+    select: Annotated[
+        Optional[str],
+        typer.Option(
+            "-k",
+            metavar="PATTERN",
+            help="Run only the checks whose names match (pytest -k: words, and, or, not). "
+            "A partial grade: it never passes the exercise.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> int:
     """Run your project and its services in containers, and check it against the exercise.
 
@@ -433,11 +443,14 @@ def grade(
     `bb down` stops them, and they stop by themselves after 30 minutes unused."""
     from bb import paths, progress
     from bb.cli.console import err
-    from bb.grading.runner import grade_workspace
+    from bb.grading.hints import escalate
+    from bb.grading.runner import check_selection, grade_workspace
     from bb.pack.scaffold import read_record
     from bb.results.formats import Format, not_graded
 
     fmt = _format(output_format, as_json=as_json, output=output)
+    if select is not None:
+        check_selection(select)
     start_dir = directory or Path.cwd()
     workspace = paths.find_workspace(start_dir)
     if workspace is None:
@@ -447,32 +460,99 @@ def grade(
         )
     # Before a grade is spent: a store that cannot record it fails now, not after the grade.
     progress.check_usable()
+    record = read_record(workspace)
+    # Animated only for people at a terminal; with the document on stdout, plain lines.
+    live = err.is_terminal and (fmt is None or output is not None)
     try:
-        with err.status("grading") as status:
+        with _GradeDisplay(err, live=live) as display:
             graded_pack, report = grade_workspace(
                 workspace,
-                on_progress=lambda m: status.update(_status_text(m)),
+                on_progress=display.progress,
                 isolation=isolation,
                 keep_warm=not cold,
+                select=select,
+                on_event=display.event,
             )
     except BBError as exc:
         if exc.report is not None:  # what the grade found before it was stopped
+            with contextlib.suppress(BBError):  # the hints already seen, not one more
+                seen = progress.revealed_hints(_load(record.pack).identity, record.exercise)
+                exc.report, _ = escalate(exc.report, seen, advance=False)
             _show_report(exc.report, fmt, output, verbose=verbose)
         elif fmt is not None and fmt is not Format.JSON:  # a platform must hear it too
-            exercise_id = read_record(workspace).exercise
-            _emit(not_graded(exercise_id, exercise_id, exc.message), fmt, output)
+            _emit(not_graded(record.exercise, record.exercise, exc.message), fmt, output)
         raise
+    unrecorded: EnvironmentProblem | None = None
+    shown: list[Any] = []
+    try:
+        report, shown = escalate(report, progress.revealed_hints(graded_pack, report.exercise))
+    except EnvironmentProblem as exc:  # the report is printed all the same
+        unrecorded = exc
     _show_report(report, fmt, output, verbose=verbose, pack=graded_pack)
     try:
-        progress.record_attempt(graded_pack, report)
+        if unrecorded is not None:
+            raise unrecorded
+        progress.record_attempt(graded_pack, report, hints=shown)
     except EnvironmentProblem as exc:
         raise EnvironmentProblem(
             f"The grade above could not be recorded in your progress: {exc.message}",
             hint=exc.hint,
         ) from None
+    if report.selection is not None and fmt is not None:
+        _tell(
+            f"A partial grade (-k {report.selection.pattern}): it was recorded as an attempt, "
+            "never as a pass.",
+            markup=False,
+        )
     if fmt is not None and fmt.platform:
         return ExitCode.OK  # grading finished: the score is the verdict, not the exit code
-    return ExitCode.OK if report.passed else ExitCode.CHECKS_FAILED
+    # A partial grade exits 0 when the checks it ran passed (the exercise stays unpassed).
+    return ExitCode.OK if report.all_ran_passed else ExitCode.CHECKS_FAILED
+
+
+class _GradeDisplay:
+    """What a grade shows while it runs: each check's line as it finishes and, at a
+    terminal, a live line saying what the grade is doing or which check has been running for
+    a while; elsewhere, the lines alone, plain."""
+
+    def __init__(self, console: Any, *, live: bool) -> None:
+        self.console = console
+        self.live = live
+        self.message = "grading"
+        self.running: Any = None  # the CheckStarted of the check running now
+        self.status: Any = None
+
+    def __enter__(self) -> _GradeDisplay:
+        if self.live:
+            self.status = self.console.status(self)
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def __rich__(self) -> Any:
+        import time
+
+        from bb.cli.views import grade_status
+
+        return grade_status(self.message, self.running, time.monotonic())
+
+    def progress(self, message: str) -> None:
+        self.message = message
+
+    def event(self, event: Any) -> None:
+        from bb.grading.runner import CheckStarted
+        from bb.results.report import check_line
+
+        if isinstance(event, CheckStarted):
+            self.running = event
+            return
+        if self.running is not None and self.running.name == event.check.name:
+            self.running = None
+        with contextlib.suppress(OSError):  # a closed terminal must not stop the grade
+            self.console.print(check_line(event.check), soft_wrap=not self.live)
 
 
 @app.command()
@@ -653,13 +733,31 @@ def _project_of(exercise: Exercise, workspace: Path | None) -> Path:
 
 @app.command()
 @guarded
-def hint(exercise: ExerciseArgument = None, pack: PackOption = None) -> None:
-    """Show the hints for the current exercise."""
+def hint(
+    exercise: ExerciseArgument = None,
+    next_check: Annotated[
+        Optional[str],
+        typer.Option(
+            "--next",
+            metavar="CHECK",
+            help="Reveal the next, deeper level of this check's hint (a check name as `bb hint` "
+            "lists it).",
+            show_default=False,
+        ),
+    ] = None,
+    pack: PackOption = None,
+) -> None:
+    """Show the exercise's hints, and what your grades revealed of each check's."""
+    from bb import progress
     from bb.cli.console import out
-    from bb.cli.views import hints
+    from bb.cli.views import hints, revealed_hint
 
-    _, chosen, _ = _chosen(exercise, pack)
-    out.print(hints(chosen))
+    loaded, chosen, _ = _chosen(exercise, pack)
+    if next_check is not None:
+        item, advanced = progress.reveal_next_hint(loaded.identity, chosen.id, next_check)
+        out.print(revealed_hint(item, advanced=advanced))
+        return
+    out.print(hints(chosen, progress.revealed_hints(loaded.identity, chosen.id)))
 
 
 @app.command()

@@ -20,9 +20,10 @@ from bb.cli.console import printable
 if TYPE_CHECKING:
     from bb.grading.checker import ExerciseCheck
     from bb.grading.classroom import StudentResult
+    from bb.grading.runner import CheckStarted
     from bb.pack.manifest import Exercise, Pack, PackIdentity
     from bb.pack.projects import Backup, FileDiff
-    from bb.progress import ExerciseProgress
+    from bb.progress import ExerciseProgress, RevealedHint
     from bb.stack.doctor import Finding
     from bb.stack.lifecycle import StackFailed
     from bb.stack.up import UpStack
@@ -122,9 +123,52 @@ def numbered(items: Sequence[str]) -> Group:
     return Group(*(Indented(prose(item), width, f"{n}.") for n, item in enumerate(items, 1)))
 
 
-def hints(exercise: Exercise) -> Any:
+def hints(exercise: Exercise, revealed: Mapping[str, RevealedHint] | None = None) -> Any:
+    """The exercise's hints, then what the learner's grades have revealed of each check's."""
     title = Text(f"Hints for {exercise.id} ({exercise.title})", style="bold")
-    return Group(title, numbered(exercise.hints))
+    parts: list[Any] = [title, numbered(exercise.hints), Text("")]
+    if not revealed:
+        parts.append(
+            Text("A check's own hints appear here once it fails in `bb grade`.", style="dim")
+        )
+        return Group(*parts)
+    parts.append(Text("Hints your grades revealed, by check:", style="bold"))
+    for item in revealed.values():
+        parts.append(revealed_hint(item))
+    return Group(*parts)
+
+
+def revealed_hint(item: RevealedHint, *, advanced: bool | None = None) -> Any:
+    """One check's hint levels seen so far, and whether more are left."""
+    from bb.results.report import Indented
+
+    head = Text(("\n" if advanced is None else "") + item.check, style="bold")
+    head.append(f"  ({printable(item.description)})", "dim")
+    levels = [
+        Indented(prose(printable(text)), 6, f"{number}/{len(item.levels)}")
+        for number, text in enumerate(item.seen, 1)
+    ]
+    if item.more:
+        note = f"`bb hint --next {item.check}` reveals level {item.level + 1}."
+    elif advanced is False:
+        note = f"That was the last hint for {item.check}: there is no deeper level."
+    else:
+        note = "That is every level of this hint."
+    return Group(head, *levels, Indented(Text(note, style="dim"), 6))
+
+
+def grade_status(message: str, running: CheckStarted | None, now: float) -> Text:
+    """The live line of a grade: what it is doing, or the check that has been running a
+    while (:data:`SLOW_CHECK` seconds or more) and for how long."""
+    if running is not None and now - running.at >= SLOW_CHECK:
+        return Text.assemble(
+            "running ", (printable(running.description), "bold"), f" for {now - running.at:.0f} s"
+        )
+    return Text(printable(message))
+
+
+#: Seconds after which the live line names the running check.
+SLOW_CHECK = 2.0
 
 
 def progress_summary(pack: Pack, progress: Mapping[str, ExerciseProgress]) -> Any:

@@ -6,7 +6,8 @@ message is what the learner reads, so write it for them: what was expected, what
 
     from bb.grader import expect_status, hint
 
-    @hint("Creates return 201 with a Location header.")
+    @hint("Creates return 201 with a Location header.",
+          "FastAPI answers 200 unless the route says status_code=201.")
     def test_create_returns_201(http):
         '''POST /posts creates a post'''
         response = http.post("/posts", json={...})
@@ -16,6 +17,11 @@ Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_ur
 (an ``httpx.Client`` on the app), ``db`` (a superuser psycopg connection to the exercise's
 Postgres, autocommit, application_name ``bb-grader``), ``rng`` (a ``random.Random`` seeded per
 grade).
+
+Hints escalate: ``@hint("a nudge", "deeper", ...)`` gives a check's hint by levels, shortest
+first. The first failure of a check shows the first level; each later grade in which it fails
+again shows the next (bb keeps what the learner has seen). A failure's own ``hint=`` (one text
+or its levels) replaces the check's for that failure.
 
 The stack (``bb.grader.plugin.Stack``):
     ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;
@@ -92,8 +98,28 @@ _RAW_STEP = 8 * 1024
 _BOUNDED_ENCODINGS = {"identity", "gzip", "x-gzip", "deflate"}
 
 
+#: A hint: one text, or its levels, shortest first (see :func:`hint`).
+HintText = str | Sequence[str]
+
+
+def hint_levels(*texts: HintText | None) -> tuple[str, ...]:
+    """The levels of a hint given as texts and sequences of texts, in order, empty ones left
+    out."""
+    levels: list[str] = []
+    for text in texts:
+        if text is None:
+            continue
+        for level in (text,) if isinstance(text, str) else text:
+            if not isinstance(level, str):
+                raise TypeError(f"a hint level must be a string, not {type(level).__name__}")
+            if level.strip():
+                levels.append(level)
+    return tuple(levels)
+
+
 class Failure(AssertionError):
-    """A check failed. ``message`` is written for the learner; ``hint`` says what to look at."""
+    """A check failed. ``message`` is written for the learner; ``hint`` says what to look at:
+    one text, or several levels, shortest first (they replace the check's own hint)."""
 
     def __init__(
         self,
@@ -101,13 +127,23 @@ class Failure(AssertionError):
         *,
         expected: object = None,
         actual: object = None,
-        hint: str | None = None,
+        hint: HintText | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.expected = None if expected is None else str(expected)
         self.actual = None if actual is None else str(actual)
-        self.hint = hint
+        #: Every level of the hint; ``hint`` is the first.
+        self.hints = hint_levels(hint)
+
+    @property
+    def hint(self) -> str | None:
+        return self.hints[0] if self.hints else None
+
+    @hint.setter
+    def hint(self, value: HintText | None) -> None:
+        # Graders may replace a caught failure's hint before raising it again.
+        self.hints = hint_levels(value)
 
 
 class BodyTooLarge(Failure):
@@ -126,9 +162,18 @@ def _size(limit: int) -> str:
     return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
 
 
-def hint(text: str) -> pytest.MarkDecorator:
-    """Attach the hint shown when this check fails (a failure's own hint wins)."""
-    return pytest.mark.bb_hint(text)
+def hint(*levels: HintText) -> pytest.MarkDecorator:
+    """Attach the hint shown when this check fails (a failure's own hint wins).
+
+    Several levels escalate: ``@hint("short", "deeper", "the way to do it")``. A check's first
+    failure shows the first; each later grade it fails again shows the next, and
+    ``bb hint --next CHECK`` reveals the next on request. A sequence counts as its levels, so
+    ``@hint(LEVELS)`` and ``@hint(*LEVELS)`` are the same.
+    """
+    flat = hint_levels(*levels)
+    if not flat:
+        raise TypeError("hint() needs at least one non-empty text")
+    return pytest.mark.bb_hint(*flat)
 
 
 def expect(
@@ -137,7 +182,7 @@ def expect(
     *,
     expected: object = None,
     actual: object = None,
-    hint: str | None = None,
+    hint: HintText | None = None,
 ) -> None:
     """Fail the check with ``message`` unless ``condition`` holds."""
     if not condition:
@@ -367,7 +412,7 @@ def describe(response: httpx.Response, limit: int = 300) -> str:
     return f"{request.method} {request.url.path} → {response.status_code} {body}".rstrip()
 
 
-def expect_status(response: httpx.Response, status: int, *, hint: str | None = None) -> None:
+def expect_status(response: httpx.Response, status: int, *, hint: HintText | None = None) -> None:
     """Fail unless ``response`` has exactly ``status``."""
     request = response.request
     expect(
@@ -380,7 +425,11 @@ def expect_status(response: httpx.Response, status: int, *, hint: str | None = N
 
 
 def expect_problem(
-    response: httpx.Response, status: int, *, field: str | None = None, hint: str | None = None
+    response: httpx.Response,
+    status: int,
+    *,
+    field: str | None = None,
+    hint: HintText | None = None,
 ) -> dict[str, Any]:
     """Fail unless ``response`` is an RFC 9457 problem document with ``status``.
 
@@ -534,6 +583,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Failure",
+    "HintText",
     "LoadResult",
     "Outcome",
     "Sample",
@@ -543,6 +593,7 @@ __all__ = [
     "expect_problem",
     "expect_status",
     "hint",
+    "hint_levels",
     "json_body",
     "open_loop",
     "percentile",

@@ -38,7 +38,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from bb.grader import Failure, expect
+from bb.grader import Failure, HintText, expect
 
 #: The application_name of every connection the grader makes (the ``db`` fixture's too).
 GRADER_APPLICATION = "bb-grader"
@@ -549,7 +549,7 @@ def expect_same_rows(
     key: str | None = None,
     fields: Sequence[str] | None = None,
     ordered: bool = False,
-    hint: str | None = None,
+    hint: HintText | None = None,
 ) -> None:
     """Fail unless the app's answer (``actual``, e.g. a JSON list) holds the same rows as the
     ground truth (``expected``, e.g. :meth:`Postgres.rows`), compared on ``fields`` (default:

@@ -7,8 +7,13 @@ that file to appear.
 
 Everything the parent learns arrives as JSON lines appended to ``--bb-results``, each with a
 ``kind``: ``collected`` (every check the suite declares, written once collection is done),
-``started`` (a check began) and ``check`` (a check's result). bb compares the results with the
+``started`` (a check began) and ``check`` (a check's result), each line flushed as it happens,
+so bb can show a check's result while the suite runs on. bb compares the results with the
 collection: a check that never reported did not pass, whatever pytest's exit status says.
+
+``--bb-select PATTERN`` (``bb grade -k``) keeps only the checks whose name the pattern matches,
+as ``pytest -k`` would, but on check names alone; the collection record names the pattern and
+the checks it left out, apart from anything else that deselected a check.
 On request (a ``stack-request`` file beside the context file), a watchdog thread writes where
 each thread of the suite is (``stacks.json``), so bb can tell a grader that hangs on its own
 from one waiting on the learner's app.
@@ -198,10 +203,17 @@ def _wait_for_context(path: Path) -> dict[str, Any]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--bb-results", required=True, help="file to append check results to")
+    parser.addoption(
+        "--bb-select",
+        default=None,
+        help="keep only the checks whose name matches this -k expression",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "bb_hint(text): the hint shown when this check fails")
+    config.addinivalue_line(
+        "markers", "bb_hint(*levels): the hint shown when this check fails, by level"
+    )
     if not os.environ.get(CONTEXT_ENV):
         raise pytest.UsageError(f"{CONTEXT_ENV} is not set: grader suites run under `bb grade`.")
     _results_file[:] = [Path(config.getoption("--bb-results"))]
@@ -255,27 +267,64 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _append(record: dict[str, Any]) -> None:
+    # One write of one whole line, closed (so flushed) at once: bb reads the file as it grows.
     with _results_file[0].open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
 
 
 _deselected: list[str] = []
+#: The checks ``--bb-select`` left out (by bb, on the learner's request: not a fault).
+_left_out: list[dict[str, Any]] = []
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
     _deselected.extend(item.nodeid for item in items)
 
 
+def check_name(item: pytest.Item) -> str:
+    return item.name.removeprefix("test_")
+
+
+def selects(pattern: str, name: str) -> bool:
+    """Whether the ``-k`` expression ``pattern`` selects the check ``name``: each word matches
+    as a case-insensitive substring of the name (with or without its ``test_``), joined by
+    ``and``, ``or``, ``not`` and parentheses."""
+    from _pytest.mark.expression import Expression
+
+    lowered, full = name.lower(), f"test_{name}".lower()
+
+    def matches(word: str, /, **_: str | int | bool | None) -> bool:
+        return word.lower() in lowered or word.lower() == full
+
+    return Expression.compile(pattern).evaluate(matches)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    pattern = config.getoption("--bb-select")
+    if pattern is None:
+        return
+    kept = []
+    for item in items:
+        if selects(pattern, check_name(item)):
+            kept.append(item)
+        else:
+            _left_out.append(_identity(item))
+    items[:] = kept
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # The declaration bb holds the results against: a check listed here that never reports
     # (the suite died, or something deselected it) did not pass.
-    _append(
-        {
-            "kind": "collected",
-            "checks": [_identity(item) for item in session.items],
-            "deselected": list(_deselected),
-        }
-    )
+    record: dict[str, Any] = {
+        "kind": "collected",
+        "checks": [_identity(item) for item in session.items],
+        "deselected": list(_deselected),
+    }
+    pattern = session.config.getoption("--bb-select")
+    if pattern is not None:
+        record["selection"] = {"pattern": pattern, "left_out": list(_left_out)}
+    _append(record)
 
 
 def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
@@ -378,15 +427,18 @@ _results_file: list[Path] = []
 
 
 def _identity(item: pytest.Item) -> dict[str, Any]:
-    """What names a check: its node id (unique), its name and description, its hint."""
+    """What names a check: its node id (unique), its name and description, its hint (the
+    first level, and every level in ``hints``)."""
     function = getattr(item, "function", None)
     doc = (getattr(function, "__doc__", None) or "").strip().splitlines()
     marker = item.get_closest_marker("bb_hint")
+    levels = [str(a) for a in marker.args if isinstance(a, str)] if marker else []
     return {
         "id": item.nodeid,
-        "name": item.name.removeprefix("test_"),
+        "name": check_name(item),
         "description": doc[0] if doc else item.name,
-        "hint": marker.args[0] if marker else None,
+        "hint": levels[0] if levels else None,
+        "hints": levels,
     }
 
 
@@ -418,7 +470,9 @@ def _record(
                 expected=_bounded(exc.expected),
                 actual=_bounded(exc.actual),
             )
-            record["hint"] = exc.hint or record["hint"]
+            if exc.hints:  # the failure's own hint, all its levels, replaces the check's
+                record["hint"] = _bounded(exc.hints[0])
+                record["hints"] = [_bounded(level) for level in exc.hints]
         elif isinstance(exc, AssertionError):
             record["message"] = _bounded(str(exc).strip() or "An assertion failed.")
         elif exc is not None:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bb import __version__
-from bb.errors import BBError, ContentError, EnvironmentProblem
+from bb.errors import BBError, ContentError, EnvironmentProblem, UserError
 from bb.pack.manifest import Exercise, Pack, PackIdentity
-from bb.results.report import CheckResult, GradeReport, Status, weighed
+from bb.results.report import CheckResult, GradeReport, Selection, Status, weighed
 from bb.stack import journal
 from bb.stack.engine import ENGINE_HINT, Engine, is_engine_fault
 from bb.stack.isolation import Isolation
@@ -37,6 +37,28 @@ from bb.stack.lifecycle import (
 )
 
 Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckStarted:
+    """A check of the grader suite began (stages announce themselves through ``Progress``)."""
+
+    name: str
+    description: str
+    #: ``time.monotonic()`` when bb learned of it (within a tenth of a second of the start).
+    at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckFinished:
+    """A check, or a stage, reached its result."""
+
+    check: CheckResult
+
+
+GradeEvent = CheckStarted | CheckFinished
+OnEvent = Callable[[GradeEvent], None]
+
 
 #: How much of the app's log a grade keeps when asked to (class grading keeps it per student).
 APP_LOG_LINES = 2000
@@ -63,6 +85,8 @@ def grade_exercise(
     isolation: Isolation = Isolation.STANDARD,
     keep_warm: bool = False,
     repro: Mapping[str, str] | None = None,
+    select: str | None = None,
+    on_event: OnEvent | None = None,
 ) -> GradeReport:
     """Grade ``workspace`` as an attempt at ``exercise``.
 
@@ -79,13 +103,22 @@ def grade_exercise(
             if they already are (their state is reset first; see :mod:`bb.stack.warm`).
         repro: where `bb up` serves this project (``debug_url``, ``debug_dsn``), so failed
             checks can print commands that reproduce them there.
+        select: a ``-k`` expression on check names: only the checks it selects run (every
+            stage still does: each check needs the running stack), and the report is partial
+            (never a pass).
+        on_event: told of each check as it starts and of each check and stage as it ends,
+            while the grade runs.
 
     Raises:
+        UserError: ``select`` is not an expression, or selects none of the suite's checks.
         EnvironmentProblem: an image is missing, or Docker failed or went away mid-grade.
         ContentError: the grader suite is broken: it collects nothing, dies before every
             check reported, or hangs on its own while the app is idle.
     """
     say = on_progress or (lambda _message: None)
+    tell = on_event or (lambda _event: None)
+    if select is not None:
+        check_selection(select)
     started = time.monotonic()
     deadline = started + exercise.grader.timeout
     timings: dict[str, float] = {}
@@ -111,14 +144,16 @@ def grade_exercise(
     stage_fault: BBError | None = None
     try:
         with _engine_faults(engine):
-            suite = _SuiteRun(pack, exercise)
+            suite = _SuiteRun(pack, exercise, select=select, on_event=on_event)
             for stage, description, action in _stages(stack, deadline, say):
+                suite.poll()  # a -k that selects nothing stops the grade here, not at its end
                 t0 = time.monotonic()
                 try:
                     ran = action()
                 except StackFailed as failure:
                     check = _failed_stage(stage, description, failure, isolation)
                     checks.append(check)
+                    tell(CheckFinished(check))
                     blocked = f"can't check until this passes: {description}"
                     if check.status is Status.ERROR:
                         # Not the learner's (a course service that will not start): the
@@ -128,7 +163,9 @@ def grade_exercise(
                 finally:
                     timings[stage] = time.monotonic() - t0
                 if ran is not False:
-                    checks.append(_stage(stage, description, Status.PASSED))
+                    passed = _stage(stage, description, Status.PASSED)
+                    checks.append(passed)
+                    tell(CheckFinished(passed))
             t0 = time.monotonic()
             say("running the checks")
             context = {
@@ -146,6 +183,9 @@ def grade_exercise(
             }
             outcome = suite.finish(context, deadline, activity=stack.activity)
             checks.extend(outcome.checks)
+            for check in outcome.checks:  # those the suite never reported (a hang, a death)
+                if check.name not in suite.told:
+                    tell(CheckFinished(check))
             timings["checks"] = time.monotonic() - t0
             fault = outcome.fault or stage_fault
             if fault is not None or not all(c.status is Status.PASSED for c in checks):
@@ -181,11 +221,36 @@ def grade_exercise(
         else {"pack": pack.identity.to_json()},
         complete=fault is None,
         isolation=isolation.value,
+        selection=None
+        if select is None
+        else Selection(select, suite.left_out if suite is not None else ()),
     )
     if fault is not None:
-        fault.report = report
+        if not isinstance(fault, UserError):  # a usage error has no grade to show
+            fault.report = report
         raise fault
     return report
+
+
+def check_selection(pattern: str) -> None:
+    """Refuse a ``-k`` pattern that is not an expression, before a grade is spent on it.
+
+    Raises:
+        UserError: naming the pattern and what is wrong with it.
+    """
+    from _pytest.mark.expression import Expression
+
+    if not pattern.strip():
+        raise UserError(
+            "-k needs a pattern.", hint="e.g. `bb grade -k create` or `-k 'create and not bad'`."
+        )
+    try:
+        Expression.compile(pattern)
+    except SyntaxError as exc:
+        raise UserError(
+            f"-k {pattern!r} is not a pattern bb can read ({exc.msg}).",
+            hint="Words match check names; join them with and, or, not and parentheses.",
+        ) from None
 
 
 def _provenance(pack: Pack, engine: Engine | None) -> dict[str, Any]:
@@ -464,14 +529,37 @@ class _SuiteRun:
 
     pytest spends seconds importing and collecting; that overlaps the build and the container
     start-up. The plugin then waits for the context file, which :meth:`finish` writes.
+
+    The plugin appends a JSON line to the results file as each check starts and ends; bb
+    reads the file as it grows (:meth:`poll`) and tells ``on_event`` while the suite runs.
     """
 
-    def __init__(self, pack: Pack, exercise: Exercise) -> None:
+    #: How often bb reads the results file while the suite runs, in seconds.
+    POLL_INTERVAL = 0.1
+
+    def __init__(
+        self,
+        pack: Pack,
+        exercise: Exercise,
+        *,
+        select: str | None = None,
+        on_event: OnEvent | None = None,
+    ) -> None:
         self.suite = pack.grader_dir(exercise)
+        self.exercise = exercise.id
         self.timeout = exercise.grader.timeout
+        self.select = select
+        self.on_event = on_event
         self.scratch = journal.new_scratch()
         self.results = self.scratch / "results.jsonl"
         self.output = self.scratch / "pytest.log"
+        self._read_up_to = 0
+        self._partial_line = b""
+        self._identities: dict[str, dict[str, Any]] = {}
+        #: The names of the checks ``select`` left out, once the suite has collected.
+        self.left_out: tuple[str, ...] = ()
+        #: The names of the checks ``on_event`` has heard the end of.
+        self.told: set[str] = set()
         # An ini file of our own: the suite must not pick up whatever pytest settings lie
         # around it (a repository's pyproject.toml, say).
         (self.scratch / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
@@ -482,6 +570,9 @@ class _SuiteRun:
             "--bb-results", str(self.results),
             "-q", "--no-header", "-rN", "--tb=short", "-W", "ignore::DeprecationWarning",
         ]  # fmt: skip
+        if select is not None:
+            # One argument, "=" joined: a pattern that starts with "-" stays a pattern.
+            command.append(f"--bb-select={select}")
         env = suite_environment(os.environ, self.scratch)
         with self.output.open("wb") as log:
             self.process = subprocess.Popen(
@@ -501,13 +592,18 @@ class _SuiteRun:
 
         ``activity`` samples the app's counters, to judge a suite still running at the time
         limit. A broken suite (no checks, collection errors, pytest misuse, a death before
-        every check reported, a hang of its own) comes back as the outcome's ContentError.
+        every check reported, a hang of its own) comes back as the outcome's ContentError; a
+        selection that selects no check, as its UserError.
         """
         staged = self.scratch / "context.json.partial"
         staged.write_text(json.dumps(context), encoding="utf-8")
         staged.rename(self.scratch / "context.json")  # atomic: the plugin never reads half
         evidence: HangEvidence | None = None
-        code = self._wait(_time_left(deadline) - ACTIVITY_WINDOW)
+        try:
+            code = self._wait(_time_left(deadline) - ACTIVITY_WINDOW)
+        except UserError as exc:  # a selection of nothing: no check is to run
+            self.stop()
+            return SuiteOutcome([], exc)
         if code is None:
             before = activity()
             code = self._wait(max(_time_left(deadline), 1.0))
@@ -520,12 +616,72 @@ class _SuiteRun:
         return self._outcome(code, evidence)
 
     def _wait(self, seconds: float) -> int | None:
-        if seconds <= 0:
-            return self.process.poll()
+        """Wait up to ``seconds`` for the suite to end, reading its results as they come."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            try:
+                code: int | None = self.process.wait(timeout=max(min(left, self.POLL_INTERVAL), 0))
+            except subprocess.TimeoutExpired:
+                code = None
+            self.poll()
+            if code is not None or left <= 0:
+                return code
+
+    def poll(self) -> None:
+        """Read what the suite has written since the last call: tell ``on_event`` of each
+        check started and finished, and note what the collection says.
+
+        Raises:
+            UserError: the suite collected, and ``select`` selects none of its checks.
+        """
         try:
-            return self.process.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return None
+            with self.results.open("rb") as fh:
+                fh.seek(self._read_up_to)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        self._read_up_to += len(data)
+        lines = (self._partial_line + data).split(b"\n")
+        self._partial_line = lines.pop()  # the plugin may be midway through a line
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                self._take(record)
+
+    def _take(self, record: dict[str, Any]) -> None:
+        kind = record.get("kind")
+        if kind == "collected":
+            checks = [dict(c) for c in record.get("checks") or [] if isinstance(c, dict)]
+            self._identities = {str(c.get("id")): c for c in checks}
+            selection = record.get("selection")
+            if self.select is not None and isinstance(selection, dict):
+                left_out = [dict(c) for c in selection.get("left_out") or []]
+                self.left_out = tuple(str(c.get("name")) for c in left_out)
+                if not checks and self.left_out:
+                    raise self._selects_nothing()
+        elif self.on_event is None:
+            return
+        elif kind == "started":
+            identity = self._identities.get(str(record.get("id")), {})
+            name = str(identity.get("name") or record.get("id"))
+            description = str(identity.get("description") or name)
+            self.on_event(CheckStarted(name, description, time.monotonic()))
+        elif kind == "check":
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                check = _check_from_record(record)
+                self.told.add(check.name)
+                self.on_event(CheckFinished(check))
+
+    def _selects_nothing(self) -> UserError:
+        names = ", ".join(self.left_out) or "none"
+        return UserError(
+            f"-k {self.select!r} selects none of the checks of {self.exercise}.",
+            hint=f"Its checks: {names}. Words match parts of these names.",
+        )
 
     def _ask_for_stacks(self, timeout: float) -> list[dict[str, Any]] | None:
         from bb.grader.plugin import STACK_REQUEST, STACKS
@@ -577,6 +733,11 @@ class _SuiteRun:
                 what = f"ended before it collected its checks ({_ending(code)})"
             return SuiteOutcome([], self._broken(what))
         identities = [dict(c) for c in declared.get("checks") or []]
+        if not identities and self.select is not None:
+            with contextlib.suppress(UserError):
+                self._take(declared)  # notes what the pattern left out
+            if self.left_out:
+                return SuiteOutcome([], self._selects_nothing())
         if not identities and code in (0, 1, 5):
             return SuiteOutcome([], self._broken(_BROKEN_SUITE[5]))
         running = next((i for i in reversed(started) if i not in results), None)
@@ -690,6 +851,9 @@ def _ending(code: int | None) -> str:
 
 
 def _check_from_record(record: dict[str, Any]) -> CheckResult:
+    levels = tuple(str(h) for h in record.get("hints") or () if h)
+    if not levels and record.get("hint"):
+        levels = (str(record["hint"]),)
     return CheckResult(
         name=record["name"],
         description=record["description"],
@@ -697,7 +861,10 @@ def _check_from_record(record: dict[str, Any]) -> CheckResult:
         message=record.get("message") or "",
         expected=record.get("expected"),
         actual=record.get("actual"),
-        hint=record.get("hint"),
+        # The first level; which one the learner sees is decided against their progress.
+        hint=levels[0] if levels else None,
+        hints=levels,
+        hint_level=1 if levels else 0,
         duration=float(record.get("duration") or 0.0),
         reproduce=record.get("reproduce"),
     )
@@ -709,11 +876,14 @@ def grade_workspace(
     on_progress: Progress | None = None,
     isolation: Isolation = Isolation.STANDARD,
     keep_warm: bool = False,
+    select: str | None = None,
+    on_event: OnEvent | None = None,
 ) -> tuple[PackIdentity, GradeReport]:
     """Grade the project in ``workspace``, found through its record file.
 
     Returns the pack's identity (for the progress store: where the pack lives and the digest
-    of the content graded against) and the report.
+    of the content graded against) and the report. ``select`` and ``on_event`` are
+    :func:`grade_exercise`'s.
 
     Raises:
         UserError: ``workspace`` is not a bb project, or its pack has moved.
@@ -746,5 +916,7 @@ def grade_workspace(
         isolation=isolation,
         keep_warm=keep_warm,
         repro=repro_targets(workspace, exercise),
+        select=select,
+        on_event=on_event,
     )
     return identity, report

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bb.results.report import CheckResult, GradeReport, Outcome, Status, to_json
+from bb.results.report import CheckResult, GradeReport, Outcome, Status, hint_label, to_json
 
 #: No single check's output grows past this; the cut is said in the text.
 MAX_CHECK_OUTPUT = 16 * 1024
@@ -102,7 +102,7 @@ def check_output(check: CheckResult, limit: int = MAX_CHECK_OUTPUT) -> str:
     if check.log:
         parts.append(f"last log lines:\n{check.log.rstrip()}")
     if check.hint and check.status in (Status.FAILED, Status.ERROR):
-        parts.append(f"hint: {check.hint}")
+        parts.append(f"{hint_label(check)}{check.hint}")
     return _cut(_plain("\n".join(parts)), limit)
 
 

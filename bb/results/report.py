@@ -30,6 +30,7 @@ class CheckResult:
     message: str = ""
     expected: str | None = None
     actual: str | None = None
+    #: The hint shown: level ``hint_level`` of ``hints``.
     hint: str | None = None
     duration: float = 0.0
     #: Extra text for the learner: the app's last log lines, a build log's tail.
@@ -40,6 +41,23 @@ class CheckResult:
     visibility: str = "visible"
     #: A command that repeats what the check did last (curl, psql), against `bb up`'s stack.
     reproduce: str | None = None
+    #: Every level of the hint this check offers, shortest first (empty: ``hint`` alone).
+    hints: tuple[str, ...] = ()
+    #: Which level ``hint`` is, from 1 (0 when there is no hint).
+    hint_level: int = 0
+
+    def __post_init__(self) -> None:
+        # A hint given alone is its first level; no hint, no level.
+        level = max(self.hint_level, 1) if self.hint else 0
+        if level != self.hint_level:
+            object.__setattr__(self, "hint_level", level)
+
+    @property
+    def hint_levels(self) -> tuple[str, ...]:
+        """The levels of this check's hint (a hint given alone is one level)."""
+        if self.hints:
+            return self.hints
+        return (self.hint,) if self.hint else ()
 
     @property
     def id(self) -> str:
@@ -49,6 +67,14 @@ class CheckResult:
     @property
     def points(self) -> float:
         return self.max_points if self.status is Status.PASSED else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """A partial grade's ``-k`` pattern, and the checks it left out (never run)."""
+
+    pattern: str
+    left_out: tuple[str, ...] = ()
 
 
 class Outcome(enum.StrEnum):
@@ -85,12 +111,19 @@ class GradeReport:
 
     #: The isolation level the graded code ran under (bb.stack.isolation.Isolation's values).
     isolation: str = "standard"
+    #: Set when only some checks ran (``bb grade -k``): such a grade never passes.
+    selection: Selection | None = None
 
     @property
     def passed(self) -> bool:
         """A complete grade in which every check reported a pass. A skipped check proved
         nothing, and a check the grader declared but never reported is in ``checks`` as an
-        error, so neither is a pass."""
+        error, so neither is a pass; nor is a partial grade, however its checks went."""
+        return self.selection is None and self.all_ran_passed
+
+    @property
+    def all_ran_passed(self) -> bool:
+        """Every check that ran (all of them, or those a partial grade chose) passed."""
         return (
             self.outcome is Outcome.GRADED
             and self.complete
@@ -115,6 +148,10 @@ def to_json(report: GradeReport) -> dict[str, Any]:
         "max_score": report.max_score,
         "complete": report.complete,
         "isolation": report.isolation,
+        # A partial grade (bb grade -k): its pattern and the checks it did not run.
+        "filter": None
+        if report.selection is None
+        else {"pattern": report.selection.pattern, "left_out": list(report.selection.left_out)},
         "summary": {status.value: report.count(status) for status in Status},
         "duration_seconds": round(report.duration, 3),
         "timings": {k: round(v, 3) for k, v in report.timings.items()},
@@ -132,6 +169,8 @@ def to_json(report: GradeReport) -> dict[str, Any]:
                 "expected": c.expected,
                 "actual": c.actual,
                 "hint": c.hint,
+                "hint_level": c.hint_level,
+                "hint_levels": len(c.hint_levels),
                 "duration_seconds": round(c.duration, 3),
                 "log": c.log,
                 "reproduce": c.reproduce,
@@ -179,8 +218,15 @@ def from_json(document: dict[str, Any]) -> GradeReport:
             # Version 1 had no points: each check that is not a stage was worth 1.
             max_points=float(c.get("max_points", 0.0 if c["name"] in STAGES else 1.0)),
             visibility=str(c.get("visibility") or "visible"),
+            hint_level=int(c.get("hint_level") or 0),
         )
         for c in document["checks"]
+    )
+    chosen = document.get("filter")
+    selection = (
+        Selection(str(chosen["pattern"]), tuple(map(str, chosen.get("left_out") or ())))
+        if isinstance(chosen, dict)
+        else None
     )
     return GradeReport(
         exercise=str(document["exercise"]),
@@ -193,6 +239,7 @@ def from_json(document: dict[str, Any]) -> GradeReport:
         complete=bool(document.get("complete", True)),
         isolation=str(document.get("isolation") or "standard"),
         provenance={k: document[k] for k in provenance_keys if k in document},
+        selection=selection,
     )
 
 
@@ -227,10 +274,8 @@ def render(report: GradeReport, *, verbose: bool = False, compact: bool = False)
     first_with: dict[tuple[str, str | None, str | None], str] = {}
     explained = False
     for check in report.checks:
-        glyph, style = _GLYPHS[check.status]
         name = clean(check.description or check.name)
-        line = Text.assemble((f"{glyph} {check.status.value:<7}", style), " ", name)
-        parts.append(line)
+        parts.append(check_line(check))
         if check.status is Status.PASSED and not verbose:
             continue
         if compact and explained:
@@ -254,7 +299,7 @@ def render(report: GradeReport, *, verbose: bool = False, compact: bool = False)
                 clean(check.log).rstrip() + "\n", "dim"
             )
         if check.hint and check.status in (Status.FAILED, Status.ERROR):
-            details.append("hint: ", "bold cyan").append(clean(check.hint) + "\n")
+            details.append(hint_label(check), "bold cyan").append(clean(check.hint) + "\n")
         if check.reproduce and check.status is Status.FAILED:
             details.append("try it (after `bb up`): ", "bold").append(
                 clean(check.reproduce) + "\n", "cyan"
@@ -268,6 +313,8 @@ def render(report: GradeReport, *, verbose: bool = False, compact: bool = False)
     )
     if not report.complete:
         verdict = ("Grading stopped before its verdict: the error below says why.", "bold red")
+    elif report.selection is not None:
+        verdict = _partial_verdict(report, report.selection)
     elif report.passed:
         verdict = ("All checks passed.", "bold green")
     elif compact:
@@ -280,6 +327,38 @@ def render(report: GradeReport, *, verbose: bool = False, compact: bool = False)
         )
     )
     return Group(*parts)
+
+
+def check_line(check: CheckResult) -> Any:
+    """A check's one line: glyph, status and description (inert text, never markup)."""
+    from rich.text import Text
+
+    from bb.cli.console import printable
+
+    glyph, style = _GLYPHS[check.status]
+    name = printable(check.description or check.name)
+    return Text.assemble((f"{glyph} {check.status.value:<7}", style), " ", name)
+
+
+def hint_label(check: CheckResult) -> str:
+    """``hint: `` for a hint of one level, ``hint 2/3: `` for the second of three."""
+    total = len(check.hint_levels)
+    return "hint: " if total <= 1 else f"hint {max(check.hint_level, 1)}/{total}: "
+
+
+def _partial_verdict(report: GradeReport, selection: Selection) -> tuple[str, str]:
+    from bb.cli.console import printable
+
+    what = f"Partial grade (-k {printable(selection.pattern)}, {len(selection.left_out)} " + (
+        "check left out)" if len(selection.left_out) == 1 else "checks left out)"
+    )
+    if report.all_ran_passed:
+        return (
+            f"{what}: the chosen checks passed. A partial grade never passes the exercise: "
+            "run `bb grade` without -k for that.",
+            "bold yellow",
+        )
+    return (f"{what}: not yet; fix the first failing check, then grade again.", "bold red")
 
 
 def _isolation_note(report: GradeReport) -> str:

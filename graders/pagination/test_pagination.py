@@ -27,37 +27,64 @@ import httpx
 import psycopg
 import pytest
 
-from bb.grader import Failure, describe, expect, expect_problem, hint, json_body
+from bb.grader import Failure, HintText, describe, expect, expect_problem, hint, json_body
 
+# Each hint is its levels, shortest first: a check that fails again on a later grade shows
+# the next one (bb hint --next CHECK reveals it on request).
 OFFSET_SHIFTS = (
     "OFFSET counts positions, and positions shift when rows are inserted or deleted. Seek past "
     "the last key you returned: WHERE (created_at, id) < (:c, :i) ORDER BY created_at DESC, "
-    "id DESC LIMIT :n, with (created_at, id) of the last row carried in the cursor."
+    "id DESC LIMIT :n, with (created_at, id) of the last row carried in the cursor.",
+    "Page 2 of OFFSET 20 means \"skip whatever is in the first 20 places now\": five rows "
+    "inserted on top since page 1 push five rows you already sent back into page 2, and a "
+    "deleted row makes one you never sent jump over the boundary. A cursor that holds the "
+    "last row's (created_at, id) names a place in the data, not a position, so writes above "
+    "it change nothing below it. Put those two values in the cursor, not a count.",
 )
 TIE_BREAKER = (
     "Ties on created_at need a unique tie-breaker (id) in both the ORDER BY and the cursor, "
     "compared as one row value: (created_at, id) < (:c, :i). Keep created_at to the "
-    "microsecond in the cursor."
+    "microsecond in the cursor.",
+    "When 100 rows share one created_at, `WHERE created_at < :c` skips the rest of that "
+    "second's rows and `<=` repeats them. Order by `created_at DESC, id DESC`, and seek with "
+    "the row comparison `tuple_(Item.created_at, Item.id) < tuple_(c, i)` in SQLAlchemy: it "
+    "means created_at < c, or the same created_at and a smaller id. Serialise created_at "
+    "with isoformat() (microseconds and offset kept), never to whole seconds.",
 )
 VALIDATE_INPUT = (
     "Cap limit: Query(ge=1, le=100) makes anything else a 422. The cursor is client input: "
     "sign it (HMAC-SHA256 with a server secret), check the signature and the payload, and "
-    "answer 400 when it is garbage or was changed, never 500."
+    "answer 400 when it is garbage or was changed, never 500.",
+    "A cursor is base64 of a small JSON payload plus `hmac.new(secret, payload, "
+    "hashlib.sha256).digest()`. Decoding checks, in order, and answers 400 at the first "
+    "failure: the base64 decodes, the signature matches (`hmac.compare_digest`, never ==), "
+    "the JSON parses into the fields you expect with the right types. Wrap all of it in one "
+    "function that raises HTTPException(400), so no malformed cursor ever reaches SQL.",
 )
 FILTERS_IN_CURSOR = (
     "Put the walk's filters in the (signed) cursor: later pages arrive with only cursor and "
     "limit, and must keep status and created_after (created_at > created_after, strictly). "
-    "A cursor sent with other filters than its own is a 400."
+    "A cursor sent with other filters than its own is a 400.",
+    "The first request carries ?status=done&created_after=...; the next carries only "
+    "?cursor=.... Store status and created_after in the cursor's payload beside (created_at, "
+    "id), and when a later request comes with a cursor, take the filters from the cursor. "
+    "If that request also names a filter that differs from the cursor's, answer 400 rather "
+    "than mixing two walks.",
 )
 INDEX_THE_SEEK = (
     "A keyset page is fast only with an index that matches the ORDER BY: add one on "
     "(created_at DESC, id DESC) in a new migration, and seek with WHERE (created_at, id) < "
     "(:c, :i). EXPLAIN (ANALYZE, BUFFERS) the query at page 900: it should read about 100 "
-    "index entries, not 90,000 rows."
+    "index entries, not 90,000 rows.",
+    "Without it, Postgres reads and sorts the whole table to find the 100 rows after the "
+    "cursor. Add a migration with `op.create_index(\"ix_items_created_at_id\", \"items\", "
+    "[sa.text(\"created_at DESC\"), sa.text(\"id DESC\")])` (walks filtered by status want "
+    "one on (status, created_at DESC, id DESC) too), and write the seek as a row comparison: "
+    "two separate ORs of created_at and id cannot use the index as one range.",
 )
 NO_OFFSET = (
     "Every page must be a seek, not a skip: no OFFSET in any query on items (not even 0), "
-    "whatever the cursor looks like. WHERE (created_at, id) < (:c, :i) ... LIMIT :n."
+    "whatever the cursor looks like. WHERE (created_at, id) < (:c, :i) ... LIMIT :n.",
 )
 
 STATUSES = ("todo", "doing", "done")
@@ -295,7 +322,9 @@ def request_items(http: httpx.Client, params: dict[str, Any]) -> httpx.Response:
     raise AssertionError("unreachable")
 
 
-def get_page(http: httpx.Client, params: dict[str, Any], *, hint: str | None = None) -> Page:
+def get_page(
+    http: httpx.Client, params: dict[str, Any], *, hint: HintText | None = None
+) -> Page:
     """One page, after checking it has the contract's shape: {"items": [...], "next_cursor"}."""
     response = request_items(http, params)
     expect(
@@ -332,7 +361,7 @@ def walk(
     expected_rows: int,
     between_pages: Callable[[list[int]], None] | None = None,
     each_page: Callable[[int, list[int]], None] | None = None,
-    hint: str | None = None,
+    hint: HintText | None = None,
 ) -> list[list[int]]:
     """Follow next_cursor from the first page until it is null; return each page's ids.
 
@@ -405,7 +434,7 @@ def expect_walk_matches(
     rows: dict[int, Row],
     *,
     what: str,
-    hint: str | None = None,
+    hint: HintText | None = None,
 ) -> None:
     """The walk returned exactly ``truth``: no repeats, nothing missing or extra, same order."""
     seen = [item_id for page in pages for item_id in page]

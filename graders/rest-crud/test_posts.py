@@ -50,52 +50,90 @@ SEARCHED = ("title", "content", "category")
 #: Letters mixed into random text: they must survive the round trip to Postgres unchanged.
 ACCENTED = "éüøçñå"
 
+# Each hint is its levels, shortest first: a check that fails again on a later grade shows
+# the next one (bb hint --next CHECK reveals it on request).
 CREATE_HINT = (
     "Creates return 201 with a Location header; bad input is a 4xx problem+json; "
-    "5xx means *your* bug."
+    "5xx means *your* bug.",
+    "FastAPI answers 200 unless told otherwise: declare `status_code=201` on the POST route "
+    "and set `response.headers[\"Location\"] = f\"/posts/{post.id}\"` from the id the "
+    "INSERT returned (flush, or RETURNING, before you build the answer).",
 )
 MIGRATION_HINT = (
-    "Schema changes belong in versioned migrations: write the posts table in alembic/versions/."
+    "Schema changes belong in versioned migrations: write the posts table in alembic/versions/.",
 )
 PERSIST_HINT = (
     "Keep posts in Postgres, not in a Python list: the grader restarts your app and expects "
-    "them back."
+    "them back.",
+    "A restart starts a new process, so module-level lists and dicts start empty again. Write "
+    "each post with an INSERT through the session the route depends on, commit it, and read "
+    "lists and single posts back with SELECTs: nothing about posts may live in Python "
+    "between two requests.",
 )
 FUZZ_HINT = (
     "5xx means *your* bug: read the traceback in your app's log. Postgres text cannot hold "
-    "NUL (U+0000) and BIGINT stops at 2**63-1: validate both at the edge and answer 422."
+    "NUL (U+0000) and BIGINT stops at 2**63-1: validate both at the edge and answer 422.",
 )
 TRACEBACK_HINT = (
-    "Install an exception handler that logs the traceback and returns a generic problem body."
+    "Install an exception handler that logs the traceback and returns a generic problem body.",
+    "`@app.exception_handler(Exception)` receives every error no route caught: call "
+    "`logger.exception(...)` (the traceback goes to your log, where you read it), then return "
+    "a JSONResponse of status 500, media type application/problem+json, whose title and detail "
+    "say nothing of the error itself: no str(exc), no traceback.format_exc().",
 )
 REPLACE_HINT = (
     "PUT replaces the whole post with the body sent, validated like POST's: a field left out "
-    "goes back to its default, not to its old value (that would be PATCH)."
+    "goes back to its default, not to its old value (that would be PATCH).",
+    "Take the same pydantic model as POST, then assign every field from it: "
+    "`for name, value in body.model_dump().items(): setattr(post, name, value)`. "
+    "`model_dump(exclude_unset=True)` is what PATCH uses, and is exactly the mistake here: "
+    "it skips the fields left out, so they keep their old values.",
 )
 UPDATED_AT_HINT = (
     "Set post.updated_at = func.now() yourself on every PUT: an ORM onupdate fires only when "
-    "some other column changed. created_at never changes."
+    "some other column changed. created_at never changes.",
+    "A PUT that sends the same values as before changes no column, so SQLAlchemy issues no "
+    "UPDATE at all and `onupdate=` never runs. Assign `post.updated_at = func.now()` (or "
+    "datetime.now(UTC)) in the PUT route itself, after copying the fields, so every PUT "
+    "writes it; never assign created_at after the INSERT.",
 )
 SEARCH_HINT = (
     "Search title, content and category (not tags), ignoring case: "
     "column.icontains(term, autoescape=True) in SQLAlchemy, or ILIKE '%' || :term || '%' "
-    "with % and _ escaped."
+    "with % and _ escaped.",
+    "In a LIKE pattern % matches any run of characters and _ any one character, so a search "
+    "for `50%` or `a_b` matches far too much unless they are escaped. "
+    "`or_(Post.title.icontains(term, autoescape=True), Post.content.icontains(term, "
+    "autoescape=True), Post.category.icontains(term, autoescape=True))` escapes them "
+    "(with /) and says so in the SQL's ESCAPE clause.",
 )
 NUL_HINT = (
     "Postgres text cannot hold NUL (U+0000): put an AfterValidator that rejects it on every "
-    "string field, on each item of tags, and on the term query parameter."
+    "string field, on each item of tags, and on the term query parameter.",
+    "Define it once: `NoNul = Annotated[str, AfterValidator(reject_nul)]`, where reject_nul "
+    "raises ValueError when '\\x00' is in the value, and use NoNul for title, content, "
+    "category, for the items of tags (`list[NoNul]`: a validator on the list alone never "
+    "sees them) and for `term` (`Annotated[NoNul | None, Query()]`). FastAPI then answers 422 "
+    "before anything reaches Postgres.",
 )
 ID_HINT = (
     "Ids are BIGINT: bound the path parameter with Path(ge=1, le=2**63 - 1), so an id that "
-    "can't name a post is a 422 before any SQL runs."
+    "can't name a post is a 422 before any SQL runs.",
+    "Without the bound, an id such as 2**64 reaches psycopg, which cannot send it as a "
+    "bigint, and the error comes back as a 500. Declare the parameter as "
+    "`post_id: Annotated[int, Path(ge=1, le=2**63 - 1)]` on GET, PUT and DELETE alike.",
 )
 CREATE_ALL_HINT = (
-    MIGRATION_HINT + " Don't create tables when the app starts (Base.metadata.create_all): bb "
-    "runs your migrations before your app."
+    MIGRATION_HINT[0] + " Don't create tables when the app starts (Base.metadata.create_all): "
+    "bb runs your migrations before your app.",
+    "Remove every `Base.metadata.create_all(...)` (often in a startup or lifespan hook): with "
+    "it, the table exists whether or not your migration is right, and the grader sees a "
+    "schema no migration made. Generate the migration (`alembic revision --autogenerate`), "
+    "read it, and let `alembic upgrade head` be the only thing that creates tables.",
 )
 TIMESTAMP_HINT = (
     "Store timestamptz (DateTime(timezone=True)) and return aware datetimes: a timestamp "
-    "without an offset is ambiguous."
+    "without an offset is ambiguous.",
 )
 
 #: What a post's optional fields hold when a POST or PUT leaves them out.
@@ -182,7 +220,7 @@ def context(what: str) -> Iterator[None]:
         yield
     except Failure as failure:
         raise Failure(f"{what}: {failure.message}", expected=failure.expected,
-                      actual=failure.actual, hint=failure.hint) from None
+                      actual=failure.actual, hint=failure.hints) from None
 
 
 def short(value: object, limit: int = 160) -> str:

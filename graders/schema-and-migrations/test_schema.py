@@ -40,10 +40,18 @@ from bb.grader import Failure, Outcome, burst, describe, expect, expect_problem,
 
 # --- hints --------------------------------------------------------------------------------
 
+# Each hint used in @hint may be its levels, shortest first: a check that fails again on a
+# later grade shows the next one (bb hint --next CHECK reveals it on request).
 MIGRATIONS = (
     "Schema changes belong in versioned migrations with `upgrade` and `downgrade`, never in "
     "create_all() at startup: `alembic upgrade head` on an empty database must build every "
-    "table, and `alembic downgrade base` must remove every one, children before parents."
+    "table, and `alembic downgrade base` must remove every one, children before parents.",
+    "The grader upgrades an empty database to head, downgrades it to base and upgrades it "
+    "again, reading the tables at each step. Remove any `Base.metadata.create_all()` (it "
+    "hides a migration that builds nothing), and give each migration a downgrade that "
+    "undoes exactly its upgrade in reverse order: `op.drop_table(\"reservations\")` before "
+    "the seats, showtimes and users it points at, since a foreign key stops a parent table "
+    "from being dropped first.",
 )
 DRIFT = (
     "Your models and your migrations must describe the same schema: same tables, columns, "
@@ -57,7 +65,14 @@ NO_MODEL_IMPORTS = (
 EXPAND_BACKFILL_CONTRACT = (
     "Split a column by expand, backfill, contract: add the new columns nullable, fill them "
     "from the old one with one UPDATE, then set NOT NULL and drop the old column. Dropping "
-    "first loses the data; a server_default of '' only hides that."
+    "first loses the data; a server_default of '' only hides that.",
+    "In the last migration's upgrade, in this order: `op.add_column(\"users\", "
+    "sa.Column(\"first_name\", sa.Text(), nullable=True))` and its siblings; one "
+    "`op.execute(\"UPDATE users SET first_name = ..., last_name = ..., ...\")` that splits "
+    "name as README.md says, in SQL (strpos, left, substr), never through the app's models "
+    "(they will have changed by the time the migration runs elsewhere); "
+    "`op.alter_column(..., nullable=False)`; and only then `op.drop_column(\"users\", "
+    "\"name\")`. The downgrade rebuilds name from the two.",
 )
 DB_ENFORCES = (
     "Let the database enforce invariants (UNIQUE, FK, CHECK, EXCLUDE); the app maps "
@@ -71,13 +86,29 @@ PARTIAL_UNIQUE = (
 EXCLUSION = (
     "Overlapping showtimes need an exclusion constraint: CREATE EXTENSION btree_gist, then "
     "EXCLUDE USING gist (auditorium_id WITH =, during WITH &&). A check in Python can't see "
-    "a concurrent insert, or a row written by anything other than your app."
+    "a concurrent insert, or a row written by anything other than your app.",
+    "In the migration: `op.execute(\"CREATE EXTENSION IF NOT EXISTS btree_gist\")` (gist "
+    "cannot compare plain integers with = without it), then `op.execute(\"ALTER TABLE "
+    "showtimes ADD CONSTRAINT showtimes_no_overlap EXCLUDE USING gist (auditorium_id WITH =, "
+    "during WITH &&)\")`, with `during` a tstzrange built '[)' so that one showtime may "
+    "start exactly when the last one ends. A violation is SQLSTATE 23P01.",
 )
-MONEY = "Use integer cents or `numeric`; floats can't represent 0.10 exactly."
+MONEY = (
+    "Use integer cents or `numeric`; floats can't represent 0.10 exactly.",
+    "A float or real column stores 0.1 as 0.1000000000000000055…, and sums of prices drift "
+    "by cents. Declare price columns as `sa.Integer()` holding cents (price_cents) or "
+    "`sa.Numeric(10, 2)`, in the model and the migration alike, and never pass money through "
+    "a Python float on the way.",
+)
 CONFLICT = (
     "Don't check 'is the seat free?' in Python and hope: insert, and let the unique index "
     "refuse. Catch sqlalchemy.exc.IntegrityError and map its SQLSTATE (exc.orig.sqlstate): "
-    "23505 on the active-seat index → 409, 23503 (a missing user, showtime or seat) → 422."
+    "23505 on the active-seat index → 409, 23503 (a missing user, showtime or seat) → 422.",
+    "Two requests for the same seat can both see it free before either inserts: only the "
+    "database sees both. Wrap `session.add(reservation); session.commit()` in `try: ... "
+    "except IntegrityError as exc:`, roll the session back, and raise HTTPException(409) "
+    "when `exc.orig.sqlstate == \"23505\"` (and the constraint is the active-seat index), "
+    "HTTPException(422) when it is 23503. An IntegrityError left uncaught is a 500.",
 )
 CONTRACT = (
     "The grader writes to the tables named in README.md with exactly those columns: keep "

@@ -19,28 +19,63 @@ from typing import Any
 import httpx
 import psycopg
 
-from bb.grader import Failure, Outcome, burst, describe, expect, expect_problem, hint, json_body
+from bb.grader import (
+    Failure,
+    HintText,
+    Outcome,
+    burst,
+    describe,
+    expect,
+    expect_problem,
+    hint,
+    json_body,
+)
 
+# Each hint is its levels, shortest first: a check that fails again on a later grade shows
+# the next one (bb hint --next CHECK reveals it on request).
 LOST_UPDATE = (
     "Reading a balance, checking it in Python and writing it back is the lost-update pattern. "
     "Do it atomically in SQL (UPDATE accounts SET balance_cents = balance_cents - :a "
-    "WHERE id = :id AND balance_cents >= :a), or lock the row with SELECT ... FOR UPDATE."
+    "WHERE id = :id AND balance_cents >= :a), or lock the row with SELECT ... FOR UPDATE.",
+    "Two requests both read 100, both decide 100 - 80 is fine, and both write 20: one debit "
+    "vanished, or the account went below zero. Postgres must see the read and the write as "
+    "one step: either one statement (`update(Account).where(Account.id == id).values("
+    "balance_cents=Account.balance_cents - amount)` with the balance check in the WHERE, "
+    "and `.returning(...)` to learn whether a row matched), or `select(...).with_for_update()`"
+    " inside the transaction, so the second request waits for the first to commit and then "
+    "reads the new balance.",
 )
 ONE_TRANSACTION = (
     "Debit, credit and ledger rows belong in one transaction, so either all of them happen "
-    "or none do."
+    "or none do.",
+    "Each `session.commit()` ends a transaction: a failure after the first commit leaves "
+    "the debit without its credit. Wrap the whole transfer in one `with session.begin():` "
+    "block (locks, balance check, both updates, both ledger rows) and commit nowhere inside "
+    "it; an exception anywhere in the block then rolls every part back.",
 )
 LOCK_ORDER = (
     "Lock rows in a consistent order (by id), so that deadlocks can't form. Retrying on SQLSTATE "
-    "40P01/40001 only recovers from a deadlock, after Postgres has spent a second finding it."
+    "40P01/40001 only recovers from a deadlock, after Postgres has spent a second finding it.",
+    "A transfer A→B that locks A then B, and one B→A that locks B then A, can each hold one "
+    "row and wait for the other forever. Lock both rows in one statement, ordered: "
+    "`select(Account).where(Account.id.in_(ids)).order_by(Account.id).with_for_update()`. "
+    "Every transfer then takes the lower id first, and the second simply waits.",
 )
 RETRY_TRANSIENT_ONLY = (
     "Retry only transient errors (deadlock or serialization failure), with a bound. A "
-    "constraint violation will fail again."
+    "constraint violation will fail again.",
+    "Catch the error, look at its SQLSTATE (`exc.orig.sqlstate` on a SQLAlchemy DBAPIError): "
+    "retry only 40P01 (deadlock detected) and 40001 (serialization failure), a few times, "
+    "after a rollback. Anything else (a CHECK or foreign-key violation, a missing account) "
+    "fails the same way every time: answer it at once.",
 )
 VALIDATE_FIRST = (
     "Validate the body before touching the database (amount_cents > 0 and two different "
-    "accounts, else 422), and answer 404 when an account does not exist."
+    "accounts, else 422), and answer 404 when an account does not exist.",
+    "Put the rules on the pydantic model (`amount_cents: int = Field(gt=0)` and a "
+    "model_validator that rejects from_account_id == to_account_id), so FastAPI answers 422 "
+    "before your route runs; then, when the locked rows do not include an id, raise "
+    "HTTPException(404) instead of indexing into what is not there.",
 )
 
 #: The writes one transfer makes: two balance UPDATEs and two ledger rows. The atomicity check
@@ -240,7 +275,7 @@ def first_few(items: Sequence[str], limit: int = 3) -> str:
 
 
 def expect_books_balance(
-    db: psycopg.Connection[Any], initial: dict[int, int], *, hint: str | None = None
+    db: psycopg.Connection[Any], initial: dict[int, int], *, hint: HintText | None = None
 ) -> None:
     """Σ balances is unchanged, and every balance is its opening balance plus its ledger entries."""
     final = balances_of(db, initial)
@@ -653,7 +688,7 @@ def test_overdraft_race(
     )
 
 
-@hint(LOST_UPDATE + " " + ONE_TRANSACTION)
+@hint(LOST_UPDATE[0] + " " + ONE_TRANSACTION[0], LOST_UPDATE[1], ONE_TRANSACTION[1])
 def test_conservation(db: psycopg.Connection[Any], app_url: str, rng: random.Random) -> None:
     """500 random transfers among 20 accounts keep the books balanced"""
     ids = seed_accounts(db, [rng.randint(2_000, 20_000) for _ in range(20)])
