@@ -19,9 +19,11 @@ def test_builtin_course_loads_in_course_order() -> None:
         "pagination",
         "schema-and-migrations",
         "transactions",
+        "http-caching-and-etags",
     ]
     assert pack.module_of("pagination").id == "http-apis"
     assert pack.module_of("transactions").id == "databases"
+    assert pack.module_of("http-caching-and-etags").id == "performance-caching"
 
 
 def test_image_tags_are_content_addressed() -> None:

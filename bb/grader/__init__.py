@@ -37,6 +37,14 @@ Vocabulary:
     ``expect``, ``expect_status``, ``expect_problem``, ``json_body``, ``describe``, ``hint``,
     ``wait_until``, ``burst`` (closed-loop: N requests at once, to provoke races).
 
+Together (``bb.grader.concurrency``): ``simultaneous(app_url, [Call(method, path, json=,
+    headers=)] or [(method, path, json[, headers])], timeout=10)`` → ``Round``: one connection
+    per call, all opened first, then every request released at once by a barrier (a race
+    between a few exact requests, each with its own headers); ``.outcomes`` (``Outcome``s in
+    call order: an ``httpx.Response`` or an error, ``started`` when its bytes left,
+    ``finished`` when its answer was whole), ``.statuses``, ``.spread``, ``.errors``. At most
+    100 calls.
+
 Load (``bb.grader.load``): ``open_loop(app_url, [(method, path, json)] or f(i), rate=200,
     duration=5, count=None, timeout=5, max_in_flight=256)`` → ``LoadResult``: ``samples``
     (scheduled, sent, finished, status, error), latency counted from each request's due time
@@ -565,6 +573,7 @@ _LAZY = {
         {"RawHTTP", "RawHTTPError", "RawResponse", "build_request", "open_connections",
          "raw_connection"}
     ),
+    "bb.grader.concurrency": frozenset({"Call", "Round", "simultaneous"}),
     "bb.grader.pg": frozenset(
         {"Postgres", "Plan", "expect_same_rows", "injected_trigger", "slow_writes",
          "insert_series", "copy_rows"}
