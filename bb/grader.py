@@ -48,6 +48,13 @@ Raw HTTP (``bb.grader_http``): ``raw_connection(app_url)`` → ``RawHTTP``: ``se
     ``build_request(...)``. Timeouts, early closes, oversized or malformed responses raise
     ``RawHTTPError`` (a ``Failure``).
 
+Auth (``bb.grader_auth``, also via ``bb.grader``): ``app_secret(stack)`` (the app's
+    JWT_SECRET), ``mint_token(secret, claims, ttl=300)`` (HS256, PyJWT), ``forged_tokens(secret,
+    claims)`` → {what is wrong: token} (a flipped signature byte, ``alg: none``, another secret,
+    expired), ``token_parts(token)`` → (header, claims) unverified, ``bearer(token)``;
+    ``compare_timing(send_a, send_b, rounds=20)`` → ``TimingComparison`` (interleaved A,B/B,A;
+    ``median_a``, ``median_b``, ``ratio`` = median b / median a, ``summary()``).
+
 Postgres (``bb.grader_pg``; ``Postgres`` and the functions also via ``bb.grader``):
     ``with Postgres.of(stack) as pg:`` connects as the grader's own role, so its queries never
     count as the app's. ``pg.count_statements()`` (pg_stat_statements, reset first; ``.calls``
@@ -495,11 +502,16 @@ def wait_until(
 from bb.grader_load import LoadResult, Sample, open_loop, percentile  # noqa: E402
 
 #: Names of tool modules also reachable from here, imported on first use: bb.grader_http
-#: builds on Failure above (an import here would be circular), psycopg is heavy.
+#: builds on Failure above (an import here would be circular), psycopg is heavy; bb.grader_auth
+#: (JWTs, timing comparisons) is for the auth exercises only.
 _LAZY = {
     "bb.grader_http": frozenset(
         {"RawHTTP", "RawHTTPError", "RawResponse", "build_request", "open_connections",
          "raw_connection"}
+    ),
+    "bb.grader_auth": frozenset(
+        {"TimingComparison", "app_secret", "bearer", "compare_timing", "forged_tokens",
+         "mint_token", "token_parts"}
     ),
     "bb.grader_pg": frozenset(
         {"Postgres", "Plan", "expect_same_rows", "injected_trigger", "slow_writes",
