@@ -441,11 +441,13 @@ def burst(
     *,
     concurrency: int,
     timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
 ) -> list[Outcome]:
     """Send ``(method, path, json)`` requests with up to ``concurrency`` in flight at once.
 
     All connections are opened and every worker starts together, so the requests really
-    overlap: this is how races are provoked. Results come back in request order.
+    overlap: this is how races are provoked. Results come back in request order. ``headers``
+    go with every request (an ``Authorization``, say).
     """
 
     async def run() -> list[Outcome]:
@@ -459,7 +461,7 @@ def burst(
         # Each response is capped; together they hold at most concurrency x MAX_BODY_BYTES.
         transport = AsyncCappedTransport(httpx.AsyncHTTPTransport(limits=limits))
         async with httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, transport=transport
+            base_url=base_url, timeout=timeout, transport=transport, headers=headers
         ) as client:
 
             async def worker() -> None:

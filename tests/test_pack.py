@@ -19,9 +19,12 @@ def test_builtin_course_loads_in_course_order() -> None:
         "pagination",
         "schema-and-migrations",
         "transactions",
+        "passwords-and-jwt",
+        "authorization",
     ]
     assert pack.module_of("pagination").id == "http-apis"
     assert pack.module_of("transactions").id == "databases"
+    assert pack.module_of("authorization").id == "auth-security"
 
 
 def test_image_tags_are_content_addressed() -> None:
