@@ -18,7 +18,8 @@ Postgres, autocommit, application_name ``bb-grader``), ``rng`` (a ``random.Rando
 grade).
 
 The stack (``bb.grader_plugin.Stack``):
-    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;
+    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``,
+    ``stack.environment`` (the app's environment, e.g. its JWT_SECRET);
     ``stack.restart(name)``, ``stack.stop(name, timeout=10)``, ``stack.start(name)`` (restart
     and start block until the container is ready again; ports never change; a tmpfs-backed
     database comes back empty), ``stack.pause(name)``/``stack.unpause(name)`` (frozen:
