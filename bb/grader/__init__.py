@@ -24,7 +24,8 @@ again shows the next (bb keeps what the learner has seen). A failure's own ``hin
 or its levels) replaces the check's for that failure.
 
 The stack (``bb.grader.plugin.Stack``):
-    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``;
+    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``,
+    ``stack.environment`` (the app's environment, e.g. its JWT_SECRET);
     ``stack.restart(name)``, ``stack.stop(name, timeout=10)``, ``stack.start(name)`` (restart
     and start block until the container is ready again; ports never change; a tmpfs-backed
     database comes back empty), ``stack.pause(name)``/``stack.unpause(name)`` (frozen:
@@ -61,6 +62,13 @@ Raw HTTP (``bb.grader.raw_http``): ``raw_connection(app_url)`` → ``RawHTTP``: 
     ``closed_by_peer(timeout)``; ``open_connections(app_url, n)`` opens n before any sends;
     ``build_request(...)``. Timeouts, early closes, oversized or malformed responses raise
     ``RawHTTPError`` (a ``Failure``).
+
+Auth (``bb.grader.auth``, also via ``bb.grader``): ``app_secret(stack)`` (the app's
+    JWT_SECRET), ``mint_token(secret, claims, ttl=300)`` (HS256, PyJWT), ``forged_tokens(secret,
+    claims)`` → {what is wrong: token} (a flipped signature byte, ``alg: none``, another secret,
+    expired), ``token_parts(token)`` → (header, claims) unverified, ``bearer(token)``;
+    ``compare_timing(send_a, send_b, rounds=20)`` → ``TimingComparison`` (interleaved A,B/B,A;
+    ``median_a``, ``median_b``, ``ratio`` = median b / median a, ``summary()``).
 
 Postgres (``bb.grader.pg``; ``Postgres`` and the functions also via ``bb.grader``):
     ``with Postgres.of(stack) as pg:`` connects as the grader's own role, so its queries never
@@ -506,11 +514,13 @@ def burst(
     *,
     concurrency: int,
     timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
 ) -> list[Outcome]:
     """Send ``(method, path, json)`` requests with up to ``concurrency`` in flight at once.
 
     All connections are opened and every worker starts together, so the requests really
-    overlap: this is how races are provoked. Results come back in request order.
+    overlap: this is how races are provoked. Results come back in request order. ``headers``
+    go with every request (an ``Authorization``, say).
     """
 
     async def run() -> list[Outcome]:
@@ -524,7 +534,7 @@ def burst(
         # Each response is capped; together they hold at most concurrency x MAX_BODY_BYTES.
         transport = AsyncCappedTransport(httpx.AsyncHTTPTransport(limits=limits))
         async with httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, transport=transport
+            base_url=base_url, timeout=timeout, transport=transport, headers=headers
         ) as client:
 
             async def worker() -> None:
@@ -567,13 +577,18 @@ def wait_until(
 from bb.grader.load import LoadResult, Sample, open_loop, percentile  # noqa: E402
 
 #: Names of tool modules also reachable from here, imported on first use: bb.grader.raw_http
-#: builds on Failure above (an import here would be circular), psycopg is heavy.
+#: builds on Failure above (an import here would be circular), psycopg is heavy; bb.grader.auth
+#: (JWTs, timing comparisons) is for the auth exercises only.
 _LAZY = {
     "bb.grader.raw_http": frozenset(
         {"RawHTTP", "RawHTTPError", "RawResponse", "build_request", "open_connections",
          "raw_connection"}
     ),
     "bb.grader.concurrency": frozenset({"Call", "Round", "simultaneous"}),
+    "bb.grader.auth": frozenset(
+        {"TimingComparison", "app_secret", "bearer", "compare_timing", "forged_tokens",
+         "mint_token", "token_parts"}
+    ),
     "bb.grader.pg": frozenset(
         {"Postgres", "Plan", "expect_same_rows", "injected_trigger", "slow_writes",
          "insert_series", "copy_rows"}

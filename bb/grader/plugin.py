@@ -84,6 +84,11 @@ class Stack:
     def port(self, service: str) -> int:
         return int(self._service(service)["port"])
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment the app runs with (its manifest's ``app.environment`` and PORT)."""
+        return {str(k): str(v) for k, v in (self._context.get("app_environment") or {}).items()}
+
     def logs(self, name: str = "app", tail: int = 50) -> str:
         return str(self._engine().logs(self._service(name)["container"], tail=tail))
 
