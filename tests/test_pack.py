@@ -19,8 +19,10 @@ def test_builtin_course_loads_in_course_order() -> None:
         "pagination",
         "schema-and-migrations",
         "transactions",
+        "n-plus-one",
     ]
     assert pack.module_of("pagination").id == "http-apis"
+    assert pack.module_of("n-plus-one").id == "databases"
     assert pack.module_of("transactions").id == "databases"
 
 
