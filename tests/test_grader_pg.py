@@ -103,6 +103,27 @@ def test_statement_counts_are_the_apps_only(pg: Postgres, postgres: tuple[str, A
     assert len(counted.queries(include_utility=True)) > len(counted.queries())
 
 
+def test_data_calls_leave_out_pings_and_connect_probes(
+    pg: Postgres, postgres: tuple[str, Any]
+) -> None:
+    dsn, _ = postgres
+    with app_connection(dsn) as app:
+        app.execute("CREATE TABLE IF NOT EXISTS counted (id int PRIMARY KEY, note text)")
+        app.execute("TRUNCATE counted")
+        app.execute("INSERT INTO counted VALUES (1, 'x'), (2, 'y')")
+        with pg.count_statements() as counted:
+            app.execute("SELECT 1")  # a pool's pre-ping
+            app.execute("select pg_catalog.version()")  # what a driver asks a new connection
+            app.execute("select current_schema()")
+            app.execute("SELECT t.oid, typarray FROM pg_type t WHERE typname = 'hstore'")
+            app.execute("SELECT id, note FROM counted ORDER BY id")
+            app.execute("SELECT 1 FROM counted WHERE id = %s", (2,))
+    assert counted.calls == 6, counted.summary()
+    assert counted.data_calls == 2, counted.summary()
+    assert counted.data_rows == 3
+    assert "pg_type" not in counted.summary(chatter=False)
+
+
 def test_plans_show_seq_scans_and_indexes(pg: Postgres, postgres: tuple[str, Any]) -> None:
     dsn, _ = postgres
     with app_connection(dsn) as app:

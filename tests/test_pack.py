@@ -19,10 +19,15 @@ def test_builtin_course_loads_in_course_order() -> None:
         "pagination",
         "schema-and-migrations",
         "transactions",
+        "n-plus-one",
+        "passwords-and-jwt",
+        "authorization",
         "http-caching-and-etags",
     ]
     assert pack.module_of("pagination").id == "http-apis"
+    assert pack.module_of("n-plus-one").id == "databases"
     assert pack.module_of("transactions").id == "databases"
+    assert pack.module_of("authorization").id == "auth-security"
     assert pack.module_of("http-caching-and-etags").id == "performance-caching"
 
 

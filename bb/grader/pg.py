@@ -51,6 +51,14 @@ _UTILITY = re.compile(
     r"DISCARD|DEALLOCATE|SELECT\s+pg_advisory_unlock_all)\b",
     re.IGNORECASE,
 )
+#: What a connection pool or a driver runs by itself, whatever the request: liveness pings
+#: (SQLAlchemy's pool_pre_ping sends SELECT 1) and the catalog probes of a new connection.
+_CHATTER = re.compile(
+    r"^\s*SELECT\s+(\$1|1)\s*;?\s*$"
+    r"|\bpg_catalog\.version\s*\(|^\s*SELECT\s+current_schema\s*\(\s*\)\s*;?\s*$"
+    r"|\bFROM\s+(pg_catalog\.)?pg_(type|namespace|settings)\b",
+    re.IGNORECASE,
+)
 _PLAN_HEADER = re.compile(
     r"\[(?P<pid>\d+)\] (?P<user>[^@\s]*)@(?P<database>[^/\s]*)/(?P<application>.*?) "
     r"LOG:\s+duration: (?P<ms>[\d.]+) ms\s+plan:\s*$"
@@ -84,6 +92,11 @@ class Statement:
         """BEGIN, COMMIT, SET, …: part of how a client talks, not a query of the app's."""
         return bool(_UTILITY.match(self.query))
 
+    @property
+    def chatter(self) -> bool:
+        """A pool's ping or a driver's connect-time probe: not caused by what a request asks."""
+        return self.utility or bool(_CHATTER.search(self.query))
+
 
 @dataclasses.dataclass
 class StatementCounts:
@@ -99,15 +112,29 @@ class StatementCounts:
         """Statements the app executed (BEGIN, COMMIT, SET and the like not counted)."""
         return sum(s.calls for s in self.queries())
 
+    @property
+    def data_calls(self) -> int:
+        """Statements that read or write the app's data: :attr:`calls` without the pool's
+        liveness pings (``SELECT 1``) and a driver's catalog probes on a new connection, so
+        that a per-request budget counts only what the request itself asked for."""
+        return sum(s.calls for s in self.statements if not s.chatter)
+
+    @property
+    def data_rows(self) -> int:
+        """Rows those statements returned or changed: what crossed from Postgres to the app."""
+        return sum(s.rows for s in self.statements if not s.chatter)
+
     def calls_matching(self, pattern: str) -> int:
         """Calls of the statements whose text matches the regular expression ``pattern``
         (case-insensitive), e.g. ``r"^SELECT .* FROM comments"``."""
         found = re.compile(pattern, re.IGNORECASE | re.DOTALL)
         return sum(s.calls for s in self.statements if found.search(s.query))
 
-    def summary(self, limit: int = 8) -> str:
-        """The busiest statements, for failure messages."""
-        top = sorted(self.queries(), key=lambda s: -s.calls)[:limit]
+    def summary(self, limit: int = 8, *, chatter: bool = True) -> str:
+        """The busiest statements, for failure messages (without pings and probes when
+        ``chatter`` is false)."""
+        shown = self.queries() if chatter else [s for s in self.statements if not s.chatter]
+        top = sorted(shown, key=lambda s: -s.calls)[:limit]
         return "; ".join(f"{s.calls}× {_shorten(s.query)}" for s in top) or "(no statements)"
 
 

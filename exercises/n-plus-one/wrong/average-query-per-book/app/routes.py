@@ -1,0 +1,73 @@
+"""GET /authors and GET /authors/{id}/stats, each in a fixed number of statements.
+
+A page of authors is two statements whatever its size: the authors, then the books of all of
+them at once (selectinload), each book with its average rating computed by Postgres. The stats
+are one statement of COUNT and AVG.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload, with_expression
+
+from app.db import get_session
+from app.models import Author, Book, Review
+from app.schemas import AuthorOut, AuthorStats, BookOut
+
+router = APIRouter()
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+#: Each book's mean rating, as a correlated subquery in the books' SELECT list (it uses the
+#: index on reviews.book_id); NULL for a book without reviews, as the API wants.
+BOOK_AVERAGE = (
+    select(func.avg(Review.rating)).where(Review.book_id == Book.id).scalar_subquery()
+)
+
+
+@router.get("/authors")
+def list_authors(
+    session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> list[AuthorOut]:
+    authors = session.scalars(
+        select(Author).order_by(Author.id).limit(limit).options(selectinload(Author.books))
+    ).all()
+    page = []
+    for author in authors:
+        books = []
+        for book in author.books:
+            # Averaged in SQL, but one statement per book.
+            average = session.scalar(
+                select(func.avg(Review.rating)).where(Review.book_id == book.id))
+            books.append(BookOut(id=book.id, title=book.title,
+                                 average_rating=None if average is None else float(average)))
+        page.append(AuthorOut(id=author.id, name=author.name, books=books))
+    return page
+
+
+@router.get("/authors/{author_id}/stats")
+def author_stats(author_id: int, session: SessionDep) -> AuthorStats:
+    # One statement, one row: the LEFT JOINs keep an author without books (0, 0, NULL), and
+    # count(DISTINCT books.id) counts each book once however many reviews it has.
+    row = session.execute(
+        select(
+            Author.id,
+            func.count(Book.id.distinct()),
+            func.count(Review.id),
+            func.avg(Review.rating),
+        )
+        .outerjoin(Book, Book.author_id == Author.id)
+        .outerjoin(Review, Review.book_id == Book.id)
+        .where(Author.id == author_id)
+        .group_by(Author.id)
+    ).one_or_none()
+    if row is None:
+        raise HTTPException(404, f"There is no author {author_id}.")
+    found_id, book_count, review_count, average = row
+    return AuthorStats(
+        author_id=found_id,
+        book_count=book_count,
+        review_count=review_count,
+        average_rating=None if average is None else float(average),
+    )
