@@ -582,8 +582,10 @@ def watch(
 
     from bb import paths, progress
     from bb.cli.console import err, out
+    from bb.grading.hints import escalate
     from bb.grading.runner import grade_workspace
     from bb.grading.watch import Saves
+    from bb.pack.scaffold import read_record
     from bb.results.report import render
 
     start_dir = directory or Path.cwd()
@@ -594,30 +596,33 @@ def watch(
             hint="cd into a project made by `bb start` (or pass --dir PATH).",
         )
     progress.check_usable()
+    record = read_record(workspace)
     changed: set[Path] = set()
     # Watching starts before the first grade: a save made while grading is not lost.
     saves = Saves(workspace, poll=poll)
     while True:
+        if out.is_terminal:
+            out.clear()  # the new result replaces the last
+        names = sorted(str(p.relative_to(workspace)) for p in changed if p.exists())
+        if names:
+            err.print(Text(f"saved: {', '.join(names[:3])}", style="dim"))
+        err.print(Text(record.exercise, style="bold"))
         try:
-            with err.status("grading") as status:
+            with _GradeDisplay(err, live=err.is_terminal) as display:
                 graded_pack, report = grade_workspace(
-                    workspace,
-                    on_progress=lambda m: status.update(_status_text(m)),
-                    keep_warm=True,
-                )
+                    workspace, on_progress=display.progress, keep_warm=True,
+                    on_event=display.event,
+                )  # fmt: skip
         except BBError as exc:
             # bb, the course or the machine is broken: watching cannot help. What the grade
             # found first is shown, then the error.
             if exc.report is not None:
-                out.print(render(exc.report, compact=True))
+                out.print(render(exc.report, compact=True, lines=False))
             raise
-        progress.record_attempt(graded_pack, report)
-        if out.is_terminal:
-            out.clear()
-        names = sorted(str(p.relative_to(workspace)) for p in changed if p.exists())
-        if names:
-            out.print(Text(f"saved: {', '.join(names[:3])}", style="dim"))
-        out.print(render(report, compact=True))
+        report, shown = escalate(report, progress.revealed_hints(graded_pack, report.exercise))
+        # Each check's line came as it finished; now the first failing one in full.
+        out.print(render(report, compact=True, lines=False))
+        progress.record_attempt(graded_pack, report, hints=shown)
         err.print(Text("Watching for saves… (Ctrl-C stops)", style="dim"))
         changed = saves.wait()
 

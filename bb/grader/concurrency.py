@@ -160,8 +160,9 @@ def simultaneous(
             results[index] = Outcome(None, exc.message, started, time.perf_counter())
 
     threads = [
-        threading.Thread(target=run, args=(index, conn, call, payload), daemon=True,
-                         name=f"simultaneous-{index}")  # fmt: skip
+        threading.Thread(
+            target=run, args=(index, conn, call, payload), daemon=True, name=f"simultaneous-{index}"
+        )  # fmt: skip
         for index, (conn, call, payload) in enumerate(
             zip(connections, prepared, payloads, strict=True)
         )
@@ -180,7 +181,8 @@ def simultaneous(
         for conn in connections:
             conn.close()
     outcomes = [
-        result if result is not None
+        result
+        if result is not None
         else Outcome(None, "no answer before the deadline", released, time.perf_counter())
         for result in results
     ]

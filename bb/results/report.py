@@ -255,9 +255,12 @@ _GLYPHS = {
 }
 
 
-def render(report: GradeReport, *, verbose: bool = False, compact: bool = False) -> Any:
+def render(
+    report: GradeReport, *, verbose: bool = False, compact: bool = False, lines: bool = True
+) -> Any:
     """A Rich renderable: one line per check, and the why of every check that did not pass
-    (with ``compact``, of the first one only: `bb watch` shows what to fix next).
+    (with ``compact``, of the first one only: `bb watch` shows what to fix next). Without
+    ``lines``, only the checks explained get a line (the others were shown as they ran).
 
     Every string from the grade (messages, what arrived, logs) came from the learner's app or
     the pack: it is stripped of control characters and never read as Rich markup.
@@ -267,18 +270,21 @@ def render(report: GradeReport, *, verbose: bool = False, compact: bool = False)
 
     from bb.cli.console import printable as clean
 
-    parts: list[Any] = [
-        Text.assemble((clean(report.title), "bold"), f"  ({clean(report.exercise)})\n")
-    ]
+    # Without lines, the title came first too (bb watch prints it before the checks run).
+    parts: list[Any] = (
+        [Text.assemble((clean(report.title), "bold"), f"  ({clean(report.exercise)})\n")]
+        if lines
+        else []
+    )
     # Several checks often fail on one root cause (the create they all need); say it once.
     first_with: dict[tuple[str, str | None, str | None], str] = {}
     explained = False
     for check in report.checks:
         name = clean(check.description or check.name)
-        parts.append(check_line(check))
-        if check.status is Status.PASSED and not verbose:
-            continue
-        if compact and explained:
+        explains = (check.status is not Status.PASSED or verbose) and not (compact and explained)
+        if lines or explains:
+            parts.append(check_line(check))
+        if not explains:
             continue
         explained = check.status is not Status.PASSED
         cause = (check.message, check.expected, check.actual)
