@@ -61,15 +61,15 @@ def test_start_scaffolds_records_and_keeps_edits(tmp_path: Path) -> None:
 
 def test_start_without_exercise_picks_the_first_unfinished(tmp_path: Path) -> None:
     run_bb("start", "--dir", tmp_path / "here")
-    assert "rest-crud" in (tmp_path / "here" / ".bb" / "project.yaml").read_text()
+    assert "http-from-scratch" in (tmp_path / "here" / ".bb" / "project.yaml").read_text()
 
 
 def test_start_unknown_exercise(tmp_path: Path) -> None:
     result = run_bb("start", "nope", expect=ExitCode.USAGE)
     assert "error: There is no exercise called 'nope'" in result.stderr
     assert (
-        "hint: Known exercises: rest-crud, pagination, schema-and-migrations, transactions"
-        in result.stderr
+        "hint: Known exercises: http-from-scratch, rest-crud, pagination, "
+        "schema-and-migrations, transactions" in result.stderr
     )
     assert "Traceback" not in result.stderr
 

@@ -15,11 +15,13 @@ from tests.helpers import copy_mini_pack, edit_yaml
 def test_builtin_course_loads_in_course_order() -> None:
     pack = load_pack(ROOT)
     assert list(pack.exercises) == [
+        "http-from-scratch",
         "rest-crud",
         "pagination",
         "schema-and-migrations",
         "transactions",
     ]
+    assert pack.module_of("http-from-scratch").id == "http-apis"
     assert pack.module_of("pagination").id == "http-apis"
     assert pack.module_of("transactions").id == "databases"
 
