@@ -13,7 +13,7 @@ import hashlib
 import random
 import string
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -242,7 +242,10 @@ def randomly_cased(rng: random.Random, name: str) -> str:
     return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in name)
 
 
-def get(conn: RawHTTP, target: str, rng: random.Random, extra: list[tuple[str, str]] = []) -> None:  # noqa: B006
+def get(
+    conn: RawHTTP, target: str, rng: random.Random, extra: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Send a GET with a Host header, noise headers in random case, then ``extra``."""
     host = ("Host", f"{conn.host}:{conn.port}")
     conn.send(request_bytes("GET", target, [host, *noise_headers(rng), *extra]))
 
