@@ -62,7 +62,7 @@ def test_start_scaffolds_records_and_keeps_edits(tmp_path: Path) -> None:
 
 def test_start_without_exercise_picks_the_first_unfinished(tmp_path: Path) -> None:
     run_bb("start", "--dir", tmp_path / "here")
-    assert "rest-crud" in (tmp_path / "here" / ".bb" / "project.yaml").read_text()
+    assert "http-from-scratch" in (tmp_path / "here" / ".bb" / "project.yaml").read_text()
 
 
 def test_start_unknown_exercise(tmp_path: Path) -> None:

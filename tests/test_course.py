@@ -40,3 +40,21 @@ def test_a_learner_grades_the_rest_crud_starter(tmp_path: Path, no_leftovers: An
     failed = [c for c in document["checks"] if c["status"] == "failed"]
     assert failed and all(c["message"] for c in failed)
     assert any(c["hint"] for c in failed)
+
+
+def test_the_http_from_scratch_starter_runs_and_fails_the_first_check(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    """No Dockerfile: the starter runs from `sh run.sh` in the course's python image, accepts
+    connections, answers nothing yet; the later checks wait for the first."""
+    run_bb("start", "http-from-scratch")
+    workspace = tmp_path / "projects" / "http-from-scratch"
+    assert not (workspace / "Dockerfile").exists()
+    result = run_bb("grade", "--json", cwd=workspace, expect=ExitCode.CHECKS_FAILED)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["build"]["status"] == checks["app"]["status"] == "passed"
+    assert checks["root"]["status"] == "failed"
+    assert "closed the connection without sending anything" in checks["root"]["message"]
+    later = [c for name, c in checks.items() if name not in ("build", "app", "root")]
+    assert len(later) == 7
+    assert all(c["status"] == "skipped" and "until root passes" in c["message"] for c in later)

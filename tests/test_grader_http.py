@@ -150,3 +150,28 @@ def test_a_closed_port_is_a_failure() -> None:
         port = stopped.port
     with pytest.raises(RawHTTPError, match="Could not open a TCP connection"):
         raw_connection("127.0.0.1", port)
+
+
+async def lf_only(*_: object) -> bytes:
+    return b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi"
+
+
+def test_head_first_then_body_and_what_a_failed_read_saw(server: LocalServer) -> None:
+    server.routes["/lf"] = lf_only  # type: ignore[assignment]
+    with raw_connection(server.url) as conn:
+        conn.request("GET", "/hello")
+        head = conn.read_response(head=True)
+        assert head.header("content-length") == "5" and head.body == b""
+        assert conn.received.endswith(b"hello") or conn.received == b""
+        assert conn.read_body(head).body == b"hello" and conn.received == b""
+    with raw_connection(server.url) as conn:
+        conn.request("GET", "/lf")
+        with pytest.raises(RawHTTPError, match="No response head"):
+            conn.read_response(timeout=0.3)
+        # The check can tell what arrived instead: lines ending in LF alone.
+        assert conn.received == b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi"
+        assert not conn.peer_closed
+    with raw_connection(server.url) as conn:
+        conn.request("GET", "/closing")
+        conn.read_response()
+        assert conn.closed_by_peer(timeout=2) and conn.peer_closed

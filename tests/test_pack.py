@@ -15,6 +15,7 @@ from tests.helpers import copy_mini_pack, edit_yaml
 def test_builtin_course_loads_in_course_order() -> None:
     pack = load_pack(ROOT)
     assert list(pack.exercises) == [
+        "http-from-scratch",
         "rest-crud",
         "pagination",
         "schema-and-migrations",
@@ -24,6 +25,7 @@ def test_builtin_course_loads_in_course_order() -> None:
         "authorization",
         "http-caching-and-etags",
     ]
+    assert pack.module_of("http-from-scratch").id == "http-apis"
     assert pack.module_of("pagination").id == "http-apis"
     assert pack.module_of("n-plus-one").id == "databases"
     assert pack.module_of("transactions").id == "databases"

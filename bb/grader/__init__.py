@@ -58,8 +58,10 @@ Load (``bb.grader.load``): ``open_loop(app_url, [(method, path, json)] or f(i), 
 Raw HTTP (``bb.grader.raw_http``): ``raw_connection(app_url)`` → ``RawHTTP``: ``send(bytes)``,
     ``send_slowly(bytes, chunk_size, delay)``, ``send_chunks(chunks, delay)``,
     ``request(method, path, headers=, body=)``, ``read_response(timeout=)`` → ``RawResponse``
-    (version, status, reason, headers, body; Content-Length, chunked or until close),
-    ``closed_by_peer(timeout)``; ``open_connections(app_url, n)`` opens n before any sends;
+    (version, status, reason, headers, body; Content-Length, chunked or until close), or
+    ``read_response(head=True)`` then ``read_body(head)`` to judge a head before its framing;
+    ``closed_by_peer(timeout)``; ``received`` and ``peer_closed`` (what a failed read saw);
+    ``open_connections(app_url, n)`` opens n before any sends;
     ``build_request(...)``. Timeouts, early closes, oversized or malformed responses raise
     ``RawHTTPError`` (a ``Failure``).
 

@@ -209,8 +209,29 @@ class RawHTTP:
             headers.append((name, value.strip()))
         response = RawResponse(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "",
                                tuple(headers), b"", raw_head)  # fmt: skip
+        if head:
+            return response
+        return self._read_body(response, deadline)
+
+    def read_body(self, response: RawResponse, *, timeout: float | None = None) -> RawResponse:
+        """``response`` (read with ``head=True``) with its body read: by Content-Length, chunked,
+        or until the server closes. Lets a check judge the head before trusting its framing."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return self._read_body(response, deadline)
+
+    @property
+    def received(self) -> bytes:
+        """Bytes that arrived and no read has consumed yet (what a failed read was waiting on)."""
+        return self._buffer
+
+    @property
+    def peer_closed(self) -> bool:
+        """Whether a read has seen the server close the connection."""
+        return self._eof
+
+    def _read_body(self, response: RawResponse, deadline: float) -> RawResponse:
         status = response.status
-        if head or 100 <= status < 200 or status in (204, 304):
+        if 100 <= status < 200 or status in (204, 304):
             return response
         if response.chunked:
             body = self._chunked_body(deadline)
