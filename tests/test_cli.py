@@ -68,7 +68,8 @@ def test_start_unknown_exercise(tmp_path: Path) -> None:
     result = run_bb("start", "nope", expect=ExitCode.USAGE)
     assert "error: There is no exercise called 'nope'" in result.stderr
     assert (
-        "hint: Known exercises: rest-crud, pagination, schema-and-migrations, transactions"
+        "hint: Known exercises: rest-crud, pagination, schema-and-migrations, transactions, "
+        "indexing"
         in result.stderr
     )
     assert "Traceback" not in result.stderr

@@ -22,7 +22,9 @@ def test_setup_is_idempotent(engine: Any) -> None:
 def test_course_checker_passes_on_the_built_in_course(no_leftovers: Any) -> None:
     result = run_bb("dev", "check", timeout=1800)
     assert "The pack is sound." in result.stdout
-    for exercise in ("rest-crud", "pagination", "schema-and-migrations", "transactions"):
+    for exercise in (
+        "rest-crud", "pagination", "schema-and-migrations", "transactions", "indexing"
+    ):
         assert f"✓ {exercise}" in result.stdout
 
 

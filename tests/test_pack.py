@@ -19,6 +19,7 @@ def test_builtin_course_loads_in_course_order() -> None:
         "pagination",
         "schema-and-migrations",
         "transactions",
+        "indexing",
     ]
     assert pack.module_of("pagination").id == "http-apis"
     assert pack.module_of("transactions").id == "databases"
