@@ -93,29 +93,40 @@ NOUNS = ["kettle", "lamp", "chair", "blender", "backpack", "speaker", "drill", "
 
 #: The exercise's first revision (the starter's migration): only primary keys exist there.
 BASE_REVISION = "0001_orders_products"
+#: What the one-off container prints between the downgrade and the upgrade.
+DOWNGRADED = "bb-grader: downgraded"
 TABLES = ("customers", "orders", "products")
 
 # --- thresholds (measured values beside each; load average of the machine in brackets) -------
 
 #: Check 2: GET /orders?customer_id=X&status=shipped&limit=20, REQUESTS at CONCURRENCY.
 ORDERS_REQUESTS, CONCURRENCY = 300, 10
-#: Buffers Postgres touches per request (pg_stat_statements), half heavy and half light
-#: customers. Reference (customer_id, status, created_at DESC, id DESC): TODO. Starter (Seq
-#: Scan): ~4,500; (created_at, customer_id): TODO; status alone: TODO.
+#: Buffers Postgres touches per request (pg_stat_statements), half busy and half quiet
+#: customers. Reference (customer_id, status, created_at DESC, id DESC): 13.0-13.6 in 10
+#: grades [load 19-35]. EXPLAIN (ANALYZE, BUFFERS) on the same data: the starter's Seq Scan 4,512;
+#: (created_at, customer_id) 86 for a busy customer and 4,512 (a Seq Scan) for a quiet one;
+#: status alone 4,562; customer_id alone 3,013 for a busy customer.
 ORDERS_BUFFERS = 100
-#: The spec's p95, and how far above GET /health's p95 (same count and concurrency, measured
-#: just before) a busy machine may push it: the larger of the two is the threshold.
-ORDERS_P95_MS, P95_HEALTH_RATIO = 40.0, 8.0
+#: The spec's p95, and how far above the p95 of GET /health (one sent after every second
+#: request, in the same stream) a busy machine may push it: the larger of the two is the
+#: threshold. Reference: p95 1,855-3,606 ms against /health's 787-1,527 ms, a ratio of
+#: 1.8-2.6 in 6 grades [load 19-27]; the absolute 40 ms holds only on a quiet machine.
+ORDERS_P95_MS, P95_HEALTH_RATIO = 40.0, 6.0
 #: Check 4: GET /products/search?q=<5 rare characters>, SEARCH_REQUESTS at CONCURRENCY.
-SEARCH_REQUESTS = 200
-#: Reference (GIN gin_trgm_ops): TODO; a Seq Scan of products: ~420.
+SEARCH_REQUESTS = 100
+#: Reference (GIN gin_trgm_ops): 8.6-11.4 buffers per search in 9 grades [load 19-35]; a Seq
+#: Scan of products (the starter, a B-tree on name): 417. Its p95 against /health's: a ratio
+#: of 1.9-2.1 in 4 grades (1,687-2,492 ms against 821-1,206 ms) [load 19-29].
 SEARCH_BUFFERS = 100
 SEARCH_P95_MS = 60.0
 #: Check 5: indexes besides the primary key allowed on orders.
 MAX_ORDER_INDEXES = 4
 #: Check 6: a write that waits on a lock this long (ms) has been blocked by the build. Postgres
 #: logs every wait of the grader's session that lasts deadlock_timeout (log_lock_waits), so the
-#: evidence is the lock manager's, not a clock on a busy machine.
+#: evidence is the lock manager's, not a clock on a busy machine. Reference (CONCURRENTLY): no
+#: logged wait in 6 grades, while its longest insert took 264-515 ms by the clock [load 13-30];
+#: plain CREATE INDEX, 2 grades: waits of 502-509, 9,012-9,541 and 25,812-26,330 ms, the
+#: longest insert 26.5 s [load 19].
 BLOCKED_MS = 500
 INSERT_EVERY = 0.05
 #: Check 7: random parameter sets compared with the database's own answer.
@@ -255,7 +266,9 @@ def seed(pg: Postgres, rng: random.Random) -> Shop:
         for table in TABLES:
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                          f"(SELECT max(id) FROM {table}))")
-            # Fresh statistics, as autovacuum would soon have them: the planner sees the rows.
+            # As autovacuum would soon leave them: fresh statistics (the planner sees the rows)
+            # and no GIN pending list (rows a GIN index has not sorted in yet make the planner
+            # price it far above a Seq Scan).
             conn.execute(f"VACUUM ANALYZE {table}")
     finally:
         conn.execute("SET session_replication_role = DEFAULT")
@@ -376,19 +389,24 @@ class Latency:
 
 
 def measured(app_url: str, paths: Sequence[str]) -> Latency:
-    """p95 of ``paths`` sent CONCURRENCY at a time, and of as many GET /health sent the same
-    way just before: how slow this machine is right now for a request that does nothing."""
-    health = burst(app_url, [("GET", "/health", None)] * len(paths), concurrency=CONCURRENCY,
-                   timeout=30)
-    outcomes = burst(app_url, [("GET", path, None) for path in paths], concurrency=CONCURRENCY,
-                     timeout=30)
+    """p95 of ``paths`` sent CONCURRENCY at a time, with a GET /health after every second one
+    in the same stream: the two series share the machine's load from moment to moment, so
+    /health's p95 says how slow this machine is right now for a request that does nothing."""
+    requests: list[tuple[str, str, Any]] = []
+    for number, path in enumerate(paths):
+        requests.append(("GET", path, None))
+        if number % 2:
+            requests.append(("GET", "/health", None))
+    outcomes = burst(app_url, requests, concurrency=CONCURRENCY, timeout=30)
+    asked = [o for o, r in zip(outcomes, requests, strict=True) if r[1] != "/health"]
+    health = [o for o, r in zip(outcomes, requests, strict=True) if r[1] == "/health"]
     failures = [
         f"GET {path} → {outcome.error or outcome.status}"
-        for path, outcome in zip(paths, outcomes, strict=True)
+        for path, outcome in zip(paths, asked, strict=True)
         if outcome.status != 200
     ]
     return Latency(
-        p95_ms=1000 * percentile([o.finished - o.started for o in outcomes], 95),
+        p95_ms=1000 * percentile([o.finished - o.started for o in asked], 95),
         health_p95_ms=1000 * percentile([o.finished - o.started for o in health], 95),
         failures=failures,
     )
@@ -484,8 +502,8 @@ def test_orders_latency(pg: Postgres, app_url: str, http: httpx.Client, shop: Sh
         latency.p95_ms < allowed,
         f"{len(paths)} requests at concurrency {CONCURRENCY}: p95 {latency.p95_ms:.1f} ms; "
         f"threshold {allowed:.1f} ms ({ORDERS_P95_MS:g} ms, or {P95_HEALTH_RATIO:g}x GET "
-        f"/health's p95 of {latency.health_p95_ms:.1f} ms measured the same way on this "
-        f"machine, load average {load_average()}). The queries themselves were cheap "
+        f"/health's p95 of {latency.health_p95_ms:.1f} ms, one after every second request, "
+        f"on this machine at load average {load_average()}). The queries themselves were cheap "
         f"({buffers:,.0f} buffers each): the time goes elsewhere in the request.",
         expected=f"p95 < {allowed:.1f} ms", actual=f"p95 {latency.p95_ms:.1f} ms",
     )
@@ -552,7 +570,7 @@ def answers_any_case(index: Index) -> bool:
 @hint(TRIGRAMS)
 def test_substring_search(pg: Postgres, app_url: str, http: httpx.Client, shop: Shop,
                           rng: random.Random) -> None:
-    """GET /products/search?q= uses a trigram index; 200 requests at concurrency 10, p95 < 60 ms"""
+    """GET /products/search?q= uses a trigram index; 100 requests at concurrency 10, p95 < 60 ms"""
     asked = [rare_query(shop, rng) for _ in range(4)]
     with pg.capture_plans() as captured:
         for product, q in asked:
@@ -607,8 +625,8 @@ def test_substring_search(pg: Postgres, app_url: str, http: httpx.Client, shop: 
         latency.p95_ms < allowed,
         f"{len(paths)} searches at concurrency {CONCURRENCY}: p95 {latency.p95_ms:.1f} ms; "
         f"threshold {allowed:.1f} ms ({SEARCH_P95_MS:g} ms, or {P95_HEALTH_RATIO:g}x GET "
-        f"/health's p95 of {latency.health_p95_ms:.1f} ms measured the same way, load average "
-        f"{load_average()}).",
+        f"/health's p95 of {latency.health_p95_ms:.1f} ms, one after every second request, "
+        f"load average {load_average()}).",
         expected=f"p95 < {allowed:.1f} ms", actual=f"p95 {latency.p95_ms:.1f} ms",
     )
 
@@ -643,7 +661,9 @@ def test_write_cost(pg: Postgres) -> None:
 @hint(SAME_ANSWERS)
 def test_same_answers(pg: Postgres, http: httpx.Client, shop: Shop, rng: random.Random) -> None:
     """For 20 random parameter sets, every endpoint answers exactly what SQL does"""
-    kinds = ["orders"] * 8 + ["email"] * 6 + ["search"] * 6
+    # Searches for part of a word (thousands of names hold it) and for part of a code (a few
+    # do), half each; every query has a capital letter somewhere, and a lowercase one.
+    kinds = ["orders"] * 8 + ["email"] * 6 + ["word", "code"] * 3
     rng.shuffle(kinds)
     for number, kind in enumerate(kinds[:TRUTH_SETS], start=1):
         if kind == "orders":
@@ -672,7 +692,7 @@ def test_same_answers(pg: Postgres, http: httpx.Client, shop: Shop, rng: random.
             expect_same_rows([body] if isinstance(body, dict) else [], truth,
                              what=f"Set {number}: GET {path}", ordered=True)
         else:
-            if rng.random() < 0.5:
+            if kind == "word":
                 noun = rng.choice(NOUNS)
                 start = rng.randint(0, len(noun) - 4)
                 q = recased(noun[start:start + rng.randint(3, 4)], rng)
@@ -694,41 +714,40 @@ def test_nonblocking_build(pg: Postgres, stack: Any, shop: Shop, rng: random.Ran
     """`alembic upgrade head` on 500,000 orders never blocks inserts made every 50 ms"""
     require("plans_use_indexes", "the migration must first build the indexes the endpoints use")
     before = {i.name for table in TABLES for i in learner_indexes(pg, table).values()}
-    down = stack.run(["alembic", "downgrade", BASE_REVISION], timeout=300)
-    expect(
-        down.ok,
-        f"`alembic downgrade {BASE_REVISION}` (the exercise's first revision) failed with exit "
-        f"code {down.exit_code}; the grader rebuilds your indexes from there.",
-        expected="exit code 0", actual=down.output[-1500:] or "(no output)",
-    )
-    left = {i.name for table in TABLES for i in learner_indexes(pg, table).values()}
-    expect(
-        not left,
-        f"After `alembic downgrade {BASE_REVISION}`, these indexes are still there: "
-        f"{', '.join(sorted(left))}. Create your indexes in a migration after "
-        f"{BASE_REVISION}, and drop them in its downgrade.",
-        expected="no index but the primary keys", actual=sorted(left),
-    )
-
     pg.reset_statements()
     writer = Writer(pg.dsn, rng.sample(range(1, CUSTOMERS + 1), 50))
+    # One container for both commands: starting the app's image costs seconds, many more on a
+    # busy machine. The grader writes all along, the downgrade included.
     with pg.capture_log() as log:
         writer.start()
         try:
-            up = stack.run(["alembic", "upgrade", "head"], timeout=300)
+            run = stack.run(["sh", "-c", f"alembic downgrade {BASE_REVISION} && echo {DOWNGRADED}"
+                             f" && alembic upgrade head"], timeout=600)
         finally:
             writer.stop()
+    output = run.output[-1500:] or "(no output)"
+    expect(
+        DOWNGRADED in run.output,
+        f"`alembic downgrade {BASE_REVISION}` (the exercise's first revision) failed with exit "
+        f"code {run.exit_code}; the grader rebuilds your indexes from there.",
+        expected="exit code 0", actual=output,
+    )
     expect(writer.error is None, f"The grader's inserts failed: {writer.error}",
            expected="every insert succeeds", actual=writer.error)
     expect(
-        up.ok,
-        f"`alembic upgrade head` from {BASE_REVISION} failed with exit code {up.exit_code}.",
-        expected="exit code 0", actual=up.output[-1500:] or "(no output)",
+        run.ok,
+        f"`alembic upgrade head` from {BASE_REVISION} failed with exit code {run.exit_code}. "
+        f"If it says an index already exists, your downgrade left it there: a downgrade must "
+        f"drop what its upgrade created.",
+        expected="exit code 0", actual=output,
     )
     creates = [s for s in pg.statements()
                if re.match(r"\s*CREATE\s+(UNIQUE\s+)?INDEX\b", s.query, re.I)]
     plain = [s for s in creates if not re.search(r"\bCONCURRENTLY\b", s.query, re.I)]
+    # Postgres logs a long wait twice: "still waiting" once deadlock_timeout passed, then
+    # "acquired" with its whole length. One insert, one wait; its length is the longest line.
     waits = [w for w in parse_lock_waits(log.text, pid=writer.pid) if w.ms >= BLOCKED_MS]
+    blocked = len([w for w in waits if not w.acquired])
     after = {i.name for table in TABLES for i in learner_indexes(pg, table).values()}
     expect(
         creates != [] and after == before,
@@ -745,18 +764,18 @@ def test_nonblocking_build(pg: Postgres, stack: Any, shop: Shop, rng: random.Ran
         f"The upgrade ran {len(plain)} CREATE INDEX without CONCURRENTLY, which holds a lock "
         f"that blocks every INSERT, UPDATE and DELETE on the table until the build commits: "
         f"{'; '.join(' '.join(s.query.split())[:160] for s in plain[:3])}. {measured_text}"
-        + (f"; Postgres logged {len(waits)} of them waiting on a lock for "
+        + (f"; Postgres logged {blocked} of them waiting on a lock, the longest for "
            f"{max(w.ms for w in waits):.0f} ms." if waits else "."),
         expected="CREATE INDEX CONCURRENTLY", actual=f"{len(plain)} plain CREATE INDEX",
     )
     expect(
         not waits,
-        f"{len(waits)} of the grader's inserts waited on a lock for {BLOCKED_MS} ms or more "
+        f"{blocked} of the grader's inserts waited on a lock for {BLOCKED_MS} ms or more "
         f"(longest {max((w.ms for w in waits), default=0):.0f} ms, on "
         f"{waits[0].target if waits else ''}) while `alembic upgrade head` ran. "
         f"{measured_text}.",
         expected=f"no lock wait of {BLOCKED_MS} ms or more",
-        actual=f"{len(waits)} inserts blocked",
+        actual=f"{blocked} inserts blocked",
     )
 
 
