@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,9 +14,11 @@ import pytest
 from bb.grader import Failure
 from bb.grader.pg import (
     GRADER_APPLICATION,
+    Index,
     Postgres,
     expect_same_rows,
     injected_trigger,
+    parse_lock_waits,
     parse_plans,
     slow_writes,
 )
@@ -148,6 +151,95 @@ def test_plans_show_seq_scans_and_indexes(pg: Postgres, postgres: tuple[str, Any
     # Silent again afterwards, for new sessions and old ones.
     with app_connection(dsn) as app:
         assert app.execute("SHOW auto_explain.log_min_duration").fetchone() == ("-1",)
+
+
+def test_buffers_count_the_pages_a_query_touched(pg: Postgres, postgres: tuple[str, Any]) -> None:
+    dsn, _ = postgres
+    with app_connection(dsn) as app:
+        app.execute("DROP TABLE IF EXISTS buffered")
+        app.execute("CREATE TABLE buffered (id int PRIMARY KEY, note text)")
+    pg.insert_series("buffered", 50_000, {"id": "i", "note": "repeat('x', 100)"})
+    pg.analyze("buffered")
+    pages = int(pg.scalar("SELECT relpages FROM pg_class WHERE relname = 'buffered'"))
+    with app_connection(dsn) as app, pg.count_statements() as counted:
+        app.execute("SELECT count(*) FROM buffered WHERE note <> ''").fetchall()
+        app.execute("SELECT * FROM buffered WHERE id = %s", (7,)).fetchall()
+    whole, one = counted.matching("count"), counted.matching("WHERE id")
+    # A scan reads every page of the table; a primary-key lookup a handful.
+    assert whole[0].buffers >= pages > 500
+    assert one[0].buffers < 10
+    assert counted.buffers == whole[0].buffers + one[0].buffers
+
+
+def test_indexes_as_pg_index_describes_them(pg: Postgres, postgres: tuple[str, Any]) -> None:
+    dsn, _ = postgres
+    with app_connection(dsn) as app:
+        app.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        app.execute("DROP TABLE IF EXISTS shop")
+        app.execute("CREATE TABLE shop (id int PRIMARY KEY, customer int, status text, "
+                    "created_at timestamptz, email text, name text)")
+        app.execute("CREATE INDEX shop_customer ON shop (customer)")
+        app.execute("CREATE INDEX shop_customer_status_created ON shop "
+                    "(customer, status, created_at DESC)")
+        app.execute("CREATE UNIQUE INDEX shop_lower_email ON shop (lower(email))")
+        app.execute("CREATE INDEX shop_name_trgm ON shop USING gin (name gin_trgm_ops)")
+        app.execute("CREATE INDEX shop_recent ON shop (customer) WHERE status = 'new'")
+    found = {index.name: index for index in pg.indexes("shop")}
+    assert set(found) == {"shop_pkey", "shop_customer", "shop_customer_status_created",
+                          "shop_lower_email", "shop_name_trgm", "shop_recent"}
+    assert found["shop_pkey"].primary and found["shop_pkey"].unique
+    wide = found["shop_customer_status_created"]
+    assert wide.columns == ("customer", "status", "created_at")  # DESC is not a column
+    assert wide.column_types == ("integer", "text", "timestamp with time zone")
+    assert found["shop_lower_email"].columns == ("lower(email)",)
+    assert found["shop_lower_email"].column_types == ("",)
+    assert found["shop_name_trgm"].method == "gin"
+    assert found["shop_name_trgm"].opclasses == ("gin_trgm_ops",)
+    assert found["shop_recent"].predicate == "(status = 'new'::text)"
+    # Only the plain B-tree is redundant: the partial index answers other queries.
+    assert [i.name for i in found.values() if any(i.prefix_of(o) for o in found.values())] == [
+        "shop_customer"
+    ]
+
+
+def test_prefix_needs_same_method_and_no_uniqueness() -> None:
+    def index(name: str, *columns: str, method: str = "btree", unique: bool = False) -> Index:
+        return Index(table="t", name=name, method=method, primary=False, unique=unique,
+                     columns=columns, column_types=("",) * len(columns),
+                     opclasses=("",) * len(columns), predicate=None, definition="")
+    wide = index("wide", "a", "b")
+    assert index("a", "a").prefix_of(wide) and index("same", "a", "b").prefix_of(wide)
+    assert not index("b", "b").prefix_of(wide)
+    assert not index("u", "a", unique=True).prefix_of(wide)
+    assert not index("g", "a", method="gin").prefix_of(wide)
+    assert not wide.prefix_of(wide) and not wide.prefix_of(index("a", "a"))
+
+
+def test_lock_waits_of_one_session_are_logged(pg: Postgres, postgres: tuple[str, Any]) -> None:
+    dsn, _ = postgres
+    with app_connection(dsn) as app:
+        app.execute("CREATE TABLE IF NOT EXISTS locked (id int)")
+    with psycopg.connect(dsn, autocommit=True) as waiter, psycopg.connect(dsn) as holder:
+        waiter.execute("SET log_lock_waits = on")
+        waiter.execute("SET deadlock_timeout = '200ms'")
+        row = waiter.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        with pg.capture_log() as log:
+            holder.execute("LOCK TABLE locked IN SHARE MODE")  # what plain CREATE INDEX takes
+
+            def release() -> None:
+                time.sleep(0.6)
+                holder.commit()
+
+            releaser = threading.Thread(target=release)
+            releaser.start()
+            waiter.execute("INSERT INTO locked VALUES (1)")
+            releaser.join()
+    waits = parse_lock_waits(log.text, pid=row[0])
+    assert [w.acquired for w in waits] == [False, True], log.text[-2000:]
+    assert waits[0].mode == "RowExclusiveLock" and waits[0].target.startswith("relation ")
+    assert 200 <= waits[0].ms < waits[1].ms
+    assert parse_lock_waits(log.text, pid=row[0] + 100_000) == []
 
 
 def test_connections_of_the_app_not_the_graders(pg: Postgres, postgres: tuple[str, Any]) -> None:

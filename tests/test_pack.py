@@ -20,6 +20,7 @@ def test_builtin_course_loads_in_course_order() -> None:
         "pagination",
         "schema-and-migrations",
         "transactions",
+        "indexing",
         "n-plus-one",
         "passwords-and-jwt",
         "authorization",

@@ -75,10 +75,14 @@ Auth (``bb.grader.auth``, also via ``bb.grader``): ``app_secret(stack)`` (the ap
 Postgres (``bb.grader.pg``; ``Postgres`` and the functions also via ``bb.grader``):
     ``with Postgres.of(stack) as pg:`` connects as the grader's own role, so its queries never
     count as the app's. ``pg.count_statements()`` (pg_stat_statements, reset first; ``.calls``
-    without BEGIN/COMMIT/SET, ``.calls_matching(regex)``, ``.summary()``),
+    and ``.buffers`` without BEGIN/COMMIT/SET, ``.matching(regex)``, ``.calls_matching(regex)``,
+    ``.summary()``),
     ``pg.capture_plans()`` (auto_explain JSON plans of the app's statements from the db log:
     ``.plans``, ``.matching(regex)``, ``.seq_scans(table)``, ``.index_names()``; each
     ``Plan`` has ``nodes()``, ``node_types()``, ``scans(table)``, ``index_names()``),
+    ``pg.capture_log()`` (the server's log lines of the block: ``parse_lock_waits(text,
+    pid=)`` finds the waits a session with ``log_lock_waits`` logged), ``pg.indexes(table)``
+    (pg_index: ``Index`` with columns, method, opclasses, column types, ``prefix_of``),
     ``pg.app_connections()`` (pg_stat_activity), ``pg.injected_trigger(name, table=,
     before="INSERT", body=)`` and ``slow_writes(conn, table, seconds)`` (faults, removed on
     exit), ``pg.insert_series(table, n, {"col": "sql of i"})``, ``pg.copy_rows(table, cols,
@@ -592,8 +596,8 @@ _LAZY = {
          "mint_token", "token_parts"}
     ),
     "bb.grader.pg": frozenset(
-        {"Postgres", "Plan", "expect_same_rows", "injected_trigger", "slow_writes",
-         "insert_series", "copy_rows"}
+        {"Postgres", "Plan", "Index", "LockWait", "expect_same_rows", "injected_trigger",
+         "slow_writes", "insert_series", "copy_rows", "parse_lock_waits"}
     ),
 }  # fmt: skip
 

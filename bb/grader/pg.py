@@ -86,6 +86,9 @@ class Statement:
     calls: int
     rows: int
     total_ms: float
+    #: Shared buffers (8 KB pages) the statement touched: hit in memory plus read. Unlike
+    #: milliseconds, a busy machine does not change them.
+    buffers: int = 0
 
     @property
     def utility(self) -> bool:
@@ -123,6 +126,17 @@ class StatementCounts:
     def data_rows(self) -> int:
         """Rows those statements returned or changed: what crossed from Postgres to the app."""
         return sum(s.rows for s in self.statements if not s.chatter)
+
+    @property
+    def buffers(self) -> int:
+        """Shared buffers the app's queries touched (BEGIN, COMMIT, SET and the like not
+        counted)."""
+        return sum(s.buffers for s in self.queries())
+
+    def matching(self, pattern: str) -> list[Statement]:
+        """The statements whose text matches the regular expression ``pattern`` (any case)."""
+        found = re.compile(pattern, re.IGNORECASE | re.DOTALL)
+        return [s for s in self.statements if found.search(s.query)]
 
     def calls_matching(self, pattern: str) -> int:
         """Calls of the statements whose text matches the regular expression ``pattern``
@@ -243,6 +257,86 @@ class PlanCapture:
         )
 
 
+@dataclasses.dataclass
+class LogCapture:
+    """What :meth:`Postgres.capture_log` saw: the server's log lines, filled when its block
+    ends."""
+
+    text: str = ""
+
+
+_LOCK_WAIT = re.compile(
+    r"\[(?P<pid>\d+)\] .*?LOG:\s+process (?P<process>\d+) (?P<state>still waiting for|acquired) "
+    r"(?P<mode>\w+) on (?P<what>.+?) after (?P<ms>[\d.]+) ms"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LockWait:
+    """One lock wait that lasted at least ``deadlock_timeout``, as ``log_lock_waits`` logs it:
+    while it goes on ("still waiting for"), and once more when it ends ("acquired")."""
+
+    pid: int
+    mode: str
+    #: What was locked, as Postgres names it: ``relation 16402 of database 16384``, …
+    target: str
+    ms: float
+    acquired: bool
+
+
+def parse_lock_waits(log: str, *, pid: int | None = None) -> list[LockWait]:
+    """The lock waits in ``log`` (of backend ``pid``, when given). A session logs them once it
+    has set ``log_lock_waits = on``; ``deadlock_timeout`` is how long a wait must last to be
+    logged, so the evidence does not depend on how busy the machine is."""
+    waits = []
+    for line in log.splitlines():
+        found = _LOCK_WAIT.search(line)
+        if found is None or (pid is not None and int(found["process"]) != pid):
+            continue
+        waits.append(LockWait(int(found["process"]), found["mode"], found["what"],
+                              float(found["ms"]), found["state"] == "acquired"))  # fmt: skip
+    return waits
+
+
+# -- pg_index -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Index:
+    """One index, as pg_index and pg_get_indexdef describe it."""
+
+    table: str
+    name: str
+    #: btree, gin, gist, hash, brin, …
+    method: str
+    primary: bool
+    unique: bool
+    #: The key columns or expressions, in order, without ASC/DESC: ``("customer_id",
+    #: "lower(email)")``.
+    columns: tuple[str, ...]
+    #: The type of each key column (``citext``, ``text``, …); ``""`` for an expression.
+    column_types: tuple[str, ...]
+    #: The operator class of each key column (``text_ops``, ``gin_trgm_ops``, …).
+    opclasses: tuple[str, ...]
+    #: The WHERE of a partial index, or None.
+    predicate: str | None
+    #: CREATE INDEX … as pg_get_indexdef writes it.
+    definition: str
+
+    def prefix_of(self, other: Index) -> bool:
+        """This index's columns lead ``other``'s, in the same kind of index, so ``other``
+        answers every query this one does: this one only costs writes. A unique index is never
+        redundant (it enforces a rule), nor is one with another WHERE."""
+        return (
+            self.name != other.name
+            and not self.unique
+            and self.method == other.method == "btree"
+            and self.predicate == other.predicate
+            and len(self.columns) <= len(other.columns)
+            and other.columns[: len(self.columns)] == self.columns
+        )
+
+
 # -- pg_stat_activity -----------------------------------------------------------------------
 
 
@@ -342,7 +436,8 @@ class Postgres:
         self.ensure_extension("pg_stat_statements")
         found = self.conn.execute(
             """
-            SELECT s.query, s.calls, s.rows, s.total_exec_time
+            SELECT s.query, s.calls, s.rows, s.total_exec_time,
+                   s.shared_blks_hit + s.shared_blks_read
             FROM pg_stat_statements s
             JOIN pg_roles r ON r.oid = s.userid
             JOIN pg_database d ON d.oid = s.dbid
@@ -351,7 +446,7 @@ class Postgres:
             """,
             (self.app_user, self.app_database),
         ).fetchall()
-        return [Statement(str(q), int(c), int(r), float(t)) for q, c, r, t in found]
+        return [Statement(str(q), int(c), int(r), float(t), int(b)) for q, c, r, t, b in found]
 
     @contextlib.contextmanager
     def count_statements(self) -> Iterator[StatementCounts]:
@@ -388,6 +483,24 @@ class Postgres:
         return marker
 
     @contextlib.contextmanager
+    def capture_log(self) -> Iterator[LogCapture]:
+        """Collect what the server logs inside the block (all sessions'), e.g. the lock waits
+        of a session that set ``log_lock_waits`` (:func:`parse_lock_waits`).
+
+        Raises:
+            LookupError: this instrument has no access to the server's log.
+        """
+        if self._logs is None:
+            raise LookupError("capture_log needs the server's log: use Postgres.of(stack)")
+        capture = LogCapture()
+        start = self._mark("log-start")
+        try:
+            yield capture
+        finally:
+            end = self._mark("log-end")
+            capture.text = self._log_between(start, end)
+
+    @contextlib.contextmanager
     def capture_plans(self, *, analyze: bool = False) -> Iterator[PlanCapture]:
         """Collect the plans of the app's statements run inside the block.
 
@@ -399,21 +512,55 @@ class Postgres:
         if self._logs is None:
             raise LookupError("capture_plans needs the server's log: use Postgres.of(stack)")
         capture = PlanCapture()
-        start = self._mark("plans-start")
-        self.set_auto_explain(True, analyze=analyze)
-        try:
-            yield capture
-        finally:
-            self.set_auto_explain(False)
-            end = self._mark("plans-end")
-            log = self._log_between(start, end)
-            capture.plans = [
-                p
-                for p in parse_plans(log)
-                if p.user == self.app_user
-                and p.database == self.app_database
-                and p.application != GRADER_APPLICATION
-            ]
+        with self.capture_log() as log:
+            self.set_auto_explain(True, analyze=analyze)
+            try:
+                yield capture
+            finally:
+                self.set_auto_explain(False)
+        capture.plans = [
+            p
+            for p in parse_plans(log.text)
+            if p.user == self.app_user
+            and p.database == self.app_database
+            and p.application != GRADER_APPLICATION
+        ]
+
+    # -- the schema -----------------------------------------------------------------------------
+
+    def indexes(self, table: str | None = None) -> list[Index]:
+        """The indexes of ``table`` (of every table in the public schema, when not given), as
+        pg_index describes them, by table and name."""
+        found = self.conn.execute(
+            """
+            SELECT t.relname, i.relname, am.amname, x.indisprimary, x.indisunique,
+                   x.indnkeyatts, pg_get_indexdef(x.indexrelid),
+                   pg_get_expr(x.indpred, x.indrelid),
+                   ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+                         FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k),
+                   ARRAY(SELECT coalesce(format_type(a.atttypid, NULL), '')
+                         FROM generate_series(1, x.indnkeyatts) AS k
+                         LEFT JOIN pg_attribute a
+                           ON a.attrelid = x.indrelid AND a.attnum = x.indkey[k - 1]
+                         ORDER BY k),
+                   ARRAY(SELECT o.opcname FROM generate_series(1, x.indnkeyatts) AS k
+                         JOIN pg_opclass o ON o.oid = x.indclass[k - 1] ORDER BY k)
+            FROM pg_index x
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_class t ON t.oid = x.indrelid
+            JOIN pg_namespace n ON n.oid = t.relnamespace
+            JOIN pg_am am ON am.oid = i.relam
+            WHERE n.nspname = 'public' AND (%s::text IS NULL OR t.relname = %s)
+            ORDER BY t.relname, i.relname
+            """,
+            (table, table),
+        ).fetchall()
+        return [
+            Index(table=str(t), name=str(n), method=str(m), primary=bool(p), unique=bool(u),
+                  columns=tuple(map(str, cols)), column_types=tuple(map(str, types)),
+                  opclasses=tuple(map(str, ops)), predicate=pred, definition=str(d))
+            for t, n, m, p, u, _, d, pred, cols, types, ops in found
+        ]  # fmt: skip
 
     def _log_between(self, start: str, end: str) -> str:
         assert self._logs is not None

@@ -1,0 +1,67 @@
+"""The shop API: a customer's orders, a customer by email, and product search.
+
+Every answer here is right. On a few hundred rows each is fast, too; on the grader's 500,000
+orders each reads a whole table per request. The queries are fine as they are: what is missing
+is the indexes that let Postgres answer them without reading everything (see the lesson,
+`bb lesson indexing`, and EXPLAIN (ANALYZE, BUFFERS) each query).
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import get_session
+from app.models import Customer, Order, Product
+from app.schemas import CustomerOut, OrderOut, ProductOut
+
+router = APIRouter()
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@router.get("/orders")
+def list_orders(
+    session: SessionDep,
+    customer_id: int,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[OrderOut]:
+    """A customer's orders, newest first (id breaks ties)."""
+    query = select(Order).where(Order.customer_id == customer_id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    # TODO: with no index that starts with the columns compared by equality and goes on with
+    # the sort column, Postgres reads every order, then sorts this customer's.
+    query = query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
+    return [OrderOut.model_validate(order) for order in session.scalars(query)]
+
+
+@router.get("/customers/by-email")
+def customer_by_email(session: SessionDep, email: str) -> CustomerOut:
+    """The customer with this email, whatever its case: "ADA@example.com" finds "Ada@Example.com"."""
+    # TODO: an index on email cannot answer lower(email) = ...: the expression must match.
+    customer = session.scalars(
+        select(Customer).where(func.lower(Customer.email) == func.lower(email))
+    ).first()
+    if customer is None:
+        raise HTTPException(404, "No customer has this email.")
+    return CustomerOut.model_validate(customer)
+
+
+@router.get("/products/search")
+def search_products(
+    session: SessionDep,
+    q: Annotated[str, Query(min_length=3, max_length=100)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> list[ProductOut]:
+    """Products whose name contains q, in any case, by id."""
+    # q is a literal substring: % and _ in it are not wildcards.
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    # TODO: a B-tree cannot find '%...%': it sorts by the start of the string. Substring
+    # search needs a trigram index (pg_trgm).
+    query = (
+        select(Product).where(Product.name.ilike(pattern)).order_by(Product.id).limit(limit)
+    )
+    return [ProductOut.model_validate(product) for product in session.scalars(query)]
