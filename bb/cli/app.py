@@ -150,6 +150,7 @@ PackOption = Annotated[
     typer.Option(
         "--pack",
         envvar="BB_PACK",
+        metavar="DIR",
         help="An exercise pack's directory [default: the built-in course].",
         show_default=False,
     ),
@@ -341,6 +342,7 @@ def start(
         Optional[Path],
         typer.Option(
             "--dir",
+            metavar="PATH",
             help="Where to create the project [default: ~/bb-projects/EXERCISE].",
             show_default=False,
         ),
@@ -389,7 +391,10 @@ def grade(
     directory: Annotated[
         Optional[Path],
         typer.Option(
-            "--dir", help="The project to grade [default: the one you are in].", show_default=False
+            "--dir",
+            metavar="PATH",
+            help="The project to grade [default: the one you are in].",
+            show_default=False,
         ),
     ] = None,
     as_json: Annotated[
@@ -561,7 +566,10 @@ def watch(
     directory: Annotated[
         Optional[Path],
         typer.Option(
-            "--dir", help="The project to watch [default: the one you are in].", show_default=False
+            "--dir",
+            metavar="PATH",
+            help="The project to watch [default: the one you are in].",
+            show_default=False,
         ),
     ] = None,
     poll: Annotated[
@@ -700,6 +708,7 @@ def status(pack: PackOption = None) -> None:
 ExerciseArgument = Annotated[
     Optional[str],
     typer.Argument(
+        metavar="EXERCISE",
         help="The exercise [default: the project you are in, or your current exercise].",
         show_default=False,
     ),
@@ -882,7 +891,12 @@ def _project_here(directory: Path | None) -> tuple[Pack, Exercise, Path]:
 
 ProjectOption = Annotated[
     Optional[Path],
-    typer.Option("--dir", help="The project [default: the one you are in].", show_default=False),
+    typer.Option(
+        "--dir",
+        metavar="PATH",
+        help="The project [default: the one you are in].",
+        show_default=False,
+    ),
 ]
 
 
@@ -968,7 +982,11 @@ def dev_check(
     exercise: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--exercise", "-e", help="Check only this exercise (repeatable).", show_default=False
+            "--exercise",
+            "-e",
+            metavar="EXERCISE",
+            help="Check only this exercise (repeatable).",
+            show_default=False,
         ),
     ] = None,
     grade_: Annotated[
@@ -982,12 +1000,13 @@ def dev_check(
         typer.Option(
             "--variant",
             "-w",
+            metavar="NAME",
             help="Grade only this wrong variant of the chosen exercise (repeatable).",
             show_default=False,
         ),
     ] = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, max=8, help="Grades to run at once.")
+        int, typer.Option("--jobs", "-j", min=1, max=8, metavar="N", help="Grades to run at once.")
     ] = 2,
     isolation: IsolationOption = Isolation.STANDARD,
 ) -> int:
@@ -1039,7 +1058,9 @@ def class_grade(
     ],
     exercise: Annotated[str, typer.Option("--exercise", "-e", help="The exercise they attempted.")],
     pack: PackOption = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Grades at once.")] = 2,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=64, metavar="N", help="Grades at once.")
+    ] = 2,
     out: Annotated[
         Path, typer.Option("--out", help="Where results go (one folder per student).")
     ] = Path("bb-class-results"),
