@@ -264,7 +264,13 @@ def test_a_missing_course_image_says_to_run_setup(tmp_path: Path, engine: Any) -
     recipe.mkdir()
     (recipe / "Dockerfile").write_text("FROM debian:bookworm-slim\n# never built\n")
     edit_yaml(
-        pack / "course" / "course.yaml", {"images": {"python": {"recipe": "images/never-built"}}}
+        pack / "course" / "course.yaml",
+        {
+            "images": {
+                "python": {"recipe": "images/never-built"},
+                "postgres": {"recipe": "images/postgres"},
+            }
+        },
     )
     run_bb("start", "hello", "--pack", pack, "--dir", tmp_path / "ws")
     result = run_bb("grade", cwd=tmp_path / "ws", expect=ExitCode.ENVIRONMENT)

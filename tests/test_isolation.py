@@ -208,12 +208,12 @@ def test_strict_without_the_relay_image_says_to_run_setup(
     engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bb.errors import EnvironmentProblem
-    from bb.grading import runner as grading
     from bb.stack import images
+    from bb.stack.lifecycle import require_relay
 
     monkeypatch.setattr(images, "relay_image_tag", lambda: "bb/relay:never-built")
     with pytest.raises(EnvironmentProblem) as raised:
-        grading._require_relay(engine)
+        require_relay(engine)
     assert "bb/relay:never-built" in raised.value.message
     assert "bb setup" in (raised.value.hint or "")
 
