@@ -65,7 +65,12 @@ STATS_ROWS = 20
 #: open-loop: LOAD_REQUESTS requests of limit=100, and after every second one a request of
 #: limit=1 (the probe), due at LOAD_RATE per second in all, at most LOAD_IN_FLIGHT on the wire.
 LOAD_LIMIT, LOAD_REQUESTS, LOAD_RATE, LOAD_IN_FLIGHT = 100, 100, 10.0, 5
-P95_LIMIT_MS = 80.0
+#: The spec's 80 ms is out of reach for a correct page of 100 authors and ~350 books on a
+#: 2-core machine with the app capped at one CPU: the reference measured p95 120-125 ms graded
+#: alone at load average 2-3 (limit=1: 35-51 ms), and 134-153 ms while `bb dev check` grades
+#: the N+1 starter beside it (limit=1: 49-84 ms); it failed 80 ms in a course check on a
+#: near-idle machine. 400 ms keeps over 2.5x headroom; an N+1 page fails on its counts first.
+P95_LIMIT_MS = 400.0
 #: On a busy machine the app's 1 CPU is shared with other grades, and every request's latency
 #: grows with it: then the page may take up to P95_RATIO times the p95 of limit=1, measured
 #: in the same run (the same app, the same queue, the same moment). Reference, p95 of the page
@@ -487,7 +492,7 @@ def test_stats_in_sql(pg: Postgres, http: httpx.Client, rng: random.Random) -> N
 @recorded
 def test_page_latency(pg: Postgres, app_url: str, http: httpx.Client,
                       rng: random.Random) -> None:
-    """100 requests of GET /authors?limit=100, open-loop: p95 < 80 ms, no reviews shipped"""
+    """100 requests of GET /authors?limit=100, open-loop: p95 < 400 ms, no reviews shipped"""
     require("nested_json", "a fast wrong answer is still wrong")
     seed(pg, rng, Shape(authors=rng.randint(130, 170), books=(1, 7), reviews=(1, 30)))
     page, probe = f"/authors?limit={LOAD_LIMIT}", "/authors?limit=1"
