@@ -446,7 +446,7 @@ def grade(
 
     The services (Postgres) stay warm afterwards so the next grade starts in about a second;
     `bb down` stops them, and they stop by themselves after 30 minutes unused."""
-    from bb import paths, progress
+    from bb import progress
     from bb.cli.console import err
     from bb.grading.hints import escalate
     from bb.grading.runner import check_selection, grade_workspace
@@ -456,13 +456,7 @@ def grade(
     fmt = _format(output_format, as_json=as_json, output=output)
     if select is not None:
         check_selection(select)
-    start_dir = directory or Path.cwd()
-    workspace = paths.find_workspace(start_dir)
-    if workspace is None:
-        raise UserError(
-            f"{start_dir} is not inside a bb project.",
-            hint="cd into a project made by `bb start` (or pass --dir PATH).",
-        )
+    workspace = _workspace_at(directory)
     # Before a grade is spent: a store that cannot record it fails now, not after the grade.
     progress.check_usable()
     record = read_record(workspace)
@@ -588,7 +582,7 @@ def watch(
     warm, so a regrade costs little more than your app's start and the checks."""
     from rich.text import Text
 
-    from bb import paths, progress
+    from bb import progress
     from bb.cli.console import err, out
     from bb.grading.hints import escalate
     from bb.grading.runner import grade_workspace
@@ -596,13 +590,7 @@ def watch(
     from bb.pack.scaffold import read_record
     from bb.results.report import render
 
-    start_dir = directory or Path.cwd()
-    workspace = paths.find_workspace(start_dir)
-    if workspace is None:
-        raise UserError(
-            f"{start_dir} is not inside a bb project.",
-            hint="cd into a project made by `bb start` (or pass --dir PATH).",
-        )
+    workspace = _workspace_at(directory)
     progress.check_usable()
     record = read_record(workspace)
     changed: set[Path] = set()
@@ -872,10 +860,9 @@ def reset(
     return ExitCode.OK
 
 
-def _project_here(directory: Path | None) -> tuple[Pack, Exercise, Path]:
-    """The project at or above ``directory`` (default: here), its pack and exercise."""
+def _workspace_at(directory: Path | None) -> Path:
+    """The project at or above ``directory`` (default: here)."""
     from bb import paths
-    from bb.pack.scaffold import read_record
 
     start_dir = directory or Path.cwd()
     workspace = paths.find_workspace(start_dir)
@@ -884,6 +871,14 @@ def _project_here(directory: Path | None) -> tuple[Pack, Exercise, Path]:
             f"{start_dir} is not inside a bb project.",
             hint="cd into a project made by `bb start` (or pass --dir PATH).",
         )
+    return workspace
+
+
+def _project_here(directory: Path | None) -> tuple[Pack, Exercise, Path]:
+    """The project at or above ``directory`` (default: here), its pack and exercise."""
+    from bb.pack.scaffold import read_record
+
+    workspace = _workspace_at(directory)
     record = read_record(workspace)
     loaded = _load(record.pack)
     return loaded, loaded.exercise(record.exercise), workspace

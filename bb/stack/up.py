@@ -127,7 +127,7 @@ def bring_up(
     sweep_leftovers(engine)
     ports = stable_ports(workspace, exercise)
     for name, port in ports.items():
-        if not _bindable(port) and not _ours(engine, workspace, port):
+        if not _bindable(port) and not _ours(engine, workspace):
             raise UserError(
                 f"Port {port} (for {name}) is taken by something else on 127.0.0.1.",
                 hint=f"Stop what listens there, or delete {_ports_file()} to choose new ports.",
@@ -163,15 +163,11 @@ def bring_up(
     return UpStack(app_url=f"http://127.0.0.1:{ports['app']}", services=services, kept=kept)
 
 
-def _ours(engine: Engine, workspace: Path, port: int) -> bool:
-    """Whether ``port`` is held by this project's own `bb up` stack (about to be replaced)."""
+def _ours(engine: Engine, workspace: Path) -> bool:
+    """Whether the project's own `bb up` stack runs (its ports are about to be reused)."""
     where = str(workspace.resolve())
     state = next((s for s in warm.all_states() if s.workspace == where and s.role == "up"), None)
-    if state is None:
-        return False
-    known = {int(entry.get("port", 0)) for entry in state.services.values()}
-    running = engine.labelled(f"{WARM}={state.key}")
-    return port in known or bool(running)
+    return state is not None and bool(engine.labelled(f"{WARM}={state.key}"))
 
 
 def bring_down(workspace: Path) -> int:
