@@ -55,7 +55,8 @@ _lock = threading.Lock()
 def hit(api_key: str, limit: Limit = LIMIT) -> Decision:
     """Count one request of ``api_key`` and decide whether it may go ahead."""
     now = time.monotonic()
-    with _lock:  # FastAPI runs plain `def` routes in a thread pool: guard the read-modify-write
+    # FastAPI runs plain `def` routes in a thread pool: guard the read-modify-write.
+    with _lock:
         started, count = _windows.get(api_key, (now, 0))
         if now - started >= limit.window:  # the old window is over: start a new one
             started, count = now, 0
