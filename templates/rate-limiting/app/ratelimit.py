@@ -5,7 +5,6 @@ the first N requests in it are allowed, the rest refused until it ends.
 """
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 
@@ -49,19 +48,18 @@ class Decision:
 # restart forgets every count). Keep the counters in Redis (app/redis_client.py), and update
 # them atomically: INCR, then EXPIRE ... NX, in one MULTI pipeline (or a Lua script).
 _windows: dict[str, tuple[float, int]] = {}
-_lock = threading.Lock()
 
 
-def hit(api_key: str, limit: Limit = LIMIT) -> Decision:
+async def hit(api_key: str, limit: Limit = LIMIT) -> Decision:
     """Count one request of ``api_key`` and decide whether it may go ahead."""
+    # No `await` between reading and writing the dict: no other request can run in between
+    # (one event loop, one request at a time between awaits), so this is safe in one process.
     now = time.monotonic()
-    # FastAPI runs plain `def` routes in a thread pool: guard the read-modify-write.
-    with _lock:
-        started, count = _windows.get(api_key, (now, 0))
-        if now - started >= limit.window:  # the old window is over: start a new one
-            started, count = now, 0
-        count += 1
-        _windows[api_key] = (started, count)
+    started, count = _windows.get(api_key, (now, 0))
+    if now - started >= limit.window:  # the old window is over: start a new one
+        started, count = now, 0
+    count += 1
+    _windows[api_key] = (started, count)
     seconds_left = started + limit.window - now
     return Decision(
         allowed=count <= limit.requests,

@@ -1,8 +1,10 @@
 """The app's one Redis client. Every replica of the app talks to the same Redis server, so
 whatever is kept there is shared; whatever is kept in a Python variable is not.
 
-redis-py keeps a pool of connections inside the client: create it once, at import, and
-reuse it for every request (a client per request would open a new TCP connection each time).
+redis-py's client keeps a pool of connections: create it once, at import, and reuse it for
+every request (a client per request would open a new TCP connection each time). Its calls
+block: from an `async def` route, run them in a worker thread
+(``await asyncio.get_running_loop().run_in_executor(None, redis_client.incr, key)``).
 """
 
 import redis

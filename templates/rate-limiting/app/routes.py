@@ -12,12 +12,12 @@ ApiKey = Annotated[str | None, Header(alias="X-API-Key", max_length=200)]
 
 
 @router.get("/quota-demo")
-def quota_demo(response: Response, x_api_key: ApiKey = None) -> dict[str, object]:
+async def quota_demo(response: Response, x_api_key: ApiKey = None) -> dict[str, object]:
     if not x_api_key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "Send your API key in the X-API-Key header."
         )
-    decision = hit(x_api_key)
+    decision = await hit(x_api_key)
     # TODO: tell the client where it stands on every answer: X-RateLimit-Limit,
     # X-RateLimit-Remaining (9, 8, ... 0 with a limit of 10) and X-RateLimit-Reset.
     if not decision.allowed:

@@ -12,12 +12,12 @@ ApiKey = Annotated[str | None, Header(alias="X-API-Key", max_length=200)]
 
 
 @router.get("/quota-demo")
-def quota_demo(response: Response, x_api_key: ApiKey = None) -> dict[str, object]:
+async def quota_demo(response: Response, x_api_key: ApiKey = None) -> dict[str, object]:
     if not x_api_key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "Send your API key in the X-API-Key header."
         )
-    decision = hit(x_api_key)
+    decision = await hit(x_api_key)
     if decision is None:  # Redis is down: serve, unlimited, rather than fail
         return {"api_key": x_api_key, "remaining": None}
     headers = {

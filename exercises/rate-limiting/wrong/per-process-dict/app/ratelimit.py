@@ -7,7 +7,6 @@ in it are allowed, the rest refused until it ends.
 
 import math
 import re
-import threading
 import time
 from dataclasses import dataclass
 
@@ -49,18 +48,16 @@ class Decision:
 # The mistake this variant shows: the counters live in this process's memory, so each replica
 # of the app counts on its own.
 _windows: dict[str, tuple[float, int]] = {}
-_lock = threading.Lock()
 
 
-def hit(api_key: str, limit: Limit = LIMIT) -> Decision | None:
+async def hit(api_key: str, limit: Limit = LIMIT) -> Decision | None:
     """Count one request of ``api_key`` and decide whether it may go ahead."""
     now = time.monotonic()
-    with _lock:
-        started, count = _windows.get(api_key, (now, 0))
-        if now - started >= limit.window:
-            started, count = now, 0
-        count += 1
-        _windows[api_key] = (started, count)
+    started, count = _windows.get(api_key, (now, 0))
+    if now - started >= limit.window:
+        started, count = now, 0
+    count += 1
+    _windows[api_key] = (started, count)
     return Decision(
         allowed=count <= limit.requests,
         limit=limit.requests,

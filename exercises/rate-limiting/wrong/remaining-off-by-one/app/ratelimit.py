@@ -5,9 +5,11 @@ key's window starts with its first request and lasts ``window`` seconds; the fir
 in it are allowed, the rest refused until it ends.
 """
 
+import asyncio
 import logging
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis
@@ -50,26 +52,43 @@ class Decision:
     reset: int
 
 
-def hit(api_key: str, limit: Limit = LIMIT) -> Decision | None:
+#: The most one request waits for the limiter in all. The client's socket timeouts bound a
+#: connect and each read; they do not bound the DNS lookup before a connect, which stalls for
+#: seconds when the name of a Redis that is gone goes unanswered. This deadline does.
+CALL_DEADLINE = 0.5
+#: Threads for the blocking Redis calls, so that they never queue behind other blocking work.
+_redis_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ratelimit")
+
+
+def _count(counter: str, window: int) -> tuple[int, int]:
+    """Count one request on ``counter``: (the count, this request included; ms left)."""
+    # One MULTI/EXEC transaction: Redis runs the three commands back to back, with no other
+    # client's command between them. INCR counts and answers the new count in one step, so
+    # two requests can never both read 9. EXPIRE ... NX starts the window on the first
+    # request (the key is new, so it has no expiry yet) and leaves it alone afterwards; on a
+    # key that somehow lost its expiry it sets one again. PTTL says, in milliseconds, when
+    # the window ends.
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.incr(counter)
+    pipe.expire(counter, window, nx=True)
+    pipe.pttl(counter)
+    count, _, ttl_ms = pipe.execute()
+    return int(count), int(ttl_ms)
+
+
+async def hit(api_key: str, limit: Limit = LIMIT) -> Decision | None:
     """Count one request of ``api_key`` and decide whether it may go ahead; None when Redis
     could not be asked, and the request goes ahead uncounted (fail open)."""
-    counter = f"ratelimit:{api_key}"
     try:
-        # One MULTI/EXEC transaction: Redis runs the three commands back to back, with no other
-        # client's command between them. INCR counts and answers the new count in one step, so
-        # two requests can never both read 9. EXPIRE ... NX starts the window on the first
-        # request (the key is new, so it has no expiry yet) and leaves it alone afterwards; on
-        # a key that somehow lost its expiry it sets one again. PTTL says, in milliseconds,
-        # when the window ends.
-        pipe = redis_client.pipeline(transaction=True)
-        pipe.incr(counter)
-        pipe.expire(counter, limit.window, nx=True)
-        pipe.pttl(counter)
-        count, _, ttl_ms = pipe.execute()
-    except redis.RedisError as exc:
-        # Fail open: a dead Redis must not take the API down with it. The client's short
-        # timeouts (app/redis_client.py) keep this quick.
-        log.warning("rate limit not applied to this request: Redis failed: %s", exc)
+        # An executor future, unlike starlette's run_in_threadpool, can be abandoned at the
+        # deadline while its thread is still stuck.
+        call = asyncio.get_running_loop().run_in_executor(
+            _redis_threads, _count, f"ratelimit:{api_key}", limit.window
+        )
+        count, ttl_ms = await asyncio.wait_for(call, CALL_DEADLINE)
+    except (redis.RedisError, TimeoutError) as exc:
+        # Fail open: a dead Redis must not take the API down with it.
+        log.warning("rate limit not applied to this request: Redis failed: %r", exc)
         return None
     # Round *up*: Retry-After promises the key may send again after that many seconds. TTL
     # (whole seconds, rounded to the nearest) can promise half a second too early.
