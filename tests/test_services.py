@@ -133,3 +133,27 @@ def test_the_redis_probe_waits_for_pong(
     assert (reason is None) == ready, reason
     if not ready:
         assert "PING" in str(reason)
+
+
+def test_secrets_are_drawn_anew_for_every_stack(tmp_path: Path) -> None:
+    from bb.stack.lifecycle import ProjectStack
+
+    pack = load_pack(MINI_PACK)
+    exercise = pack.exercise("shared")
+
+    def drawn() -> str:
+        # No engine is needed to make a stack's plan, only to run it.
+        stack = ProjectStack(pack, exercise, tmp_path, engine=None, grade_id="g")  # type: ignore[arg-type]
+        return stack.app_environment["SHARED_SECRET"]
+
+    first, second = drawn(), drawn()
+    assert len(first) == 64 and first != second
+
+
+def test_a_secret_must_be_an_environment_variable_name(tmp_path: Path) -> None:
+    pack = copy_mini_pack(tmp_path / "pack")
+    manifest = pack / "exercises" / "shared" / "exercise.yaml"
+    edit_yaml(manifest, {"app": {"secrets": ["JWT SECRET"]}})
+    with pytest.raises(ContentError) as caught:
+        load_pack(pack)
+    assert f"{manifest}: app.secrets.0" in caught.value.message

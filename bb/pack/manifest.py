@@ -139,6 +139,12 @@ class App(_Strict):
     #: With ``image``: the command that starts the app, run in /app (the project's files).
     command: list[str] | None = Field(default=None, min_length=1)
     environment: dict[str, str] = Field(default_factory=dict)
+    #: Environment variables bb sets to a fresh random value for every grade (and every
+    #: `bb up`), over ``environment``: an app must read its secrets, never hard-code them.
+    #: Graders read the value from ``stack.environment``.
+    secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list
+    )
     #: A one-off command run in the app image before the app starts (migrations).
     migrate: list[str] | None = None
     ready: Readiness = Field(default_factory=lambda: Readiness(http=HttpProbe(path="/health")))
