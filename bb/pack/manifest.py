@@ -114,6 +114,13 @@ class Limits(_Strict):
         return value
 
 
+class ServiceReset(_Strict):
+    """How bb wipes a service's state between warm grades, when it is neither Postgres nor
+    Redis (which bb knows how to wipe): a POST to this path must answer 2xx."""
+
+    post: str = Field(pattern=r"^/[^\s]*$")
+
+
 class Service(_Strict):
     """A supporting container (database, cache, mock). Keys follow Compose where they can."""
 
@@ -124,6 +131,8 @@ class Service(_Strict):
     ready: Readiness
     tmpfs: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=lambda: Limits(memory="1g", cpus=2.0, pids=512))
+    #: Lets the service stay warm between grades (see ServiceReset).
+    reset: ServiceReset | None = None
 
 
 class App(_Strict):
