@@ -160,3 +160,19 @@ def test_a_secret_must_be_an_environment_variable_name(tmp_path: Path) -> None:
     with pytest.raises(ContentError) as caught:
         load_pack(pack)
     assert f"{manifest}: app.secrets.0" in caught.value.message
+
+
+@pytest.mark.docker
+def test_bb_up_runs_every_copy_of_the_app_on_its_own_port(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    import httpx
+
+    workspace = _shared(tmp_path)
+    shown = run_bb("up", cwd=workspace).stdout
+    urls = [word for word in shown.split() if word.startswith("http://127.0.0.1:")]
+    copies = {httpx.get(f"{url}/whoami").json().get("replica") for url in set(urls)}
+    assert copies - {None} == {"1", "2"}, shown
+    assert "redis://127.0.0.1:" in shown, "Redis is shown by its URL"
+    run_bb("down", cwd=workspace)
+    assert no_leftovers.labelled(f"{WARM_WORKSPACE}={workspace.resolve()}") == []
