@@ -24,6 +24,7 @@ def test_builtin_course_loads_in_course_order() -> None:
         "n-plus-one",
         "passwords-and-jwt",
         "authorization",
+        "sessions-refresh-revocation",
         "http-caching-and-etags",
     ]
     assert pack.module_of("http-from-scratch").id == "http-apis"
