@@ -173,10 +173,10 @@ def test_image_recipes_must_stay_inside_the_pack(tmp_path: Path, absolute: bool)
 def test_a_named_directory_that_is_a_link_out_of_the_pack_is_refused(tmp_path: Path) -> None:
     pack = copy_mini_pack(tmp_path / "pack")
     outside = _outside(tmp_path)
-    (pack / "templates" / "shared").symlink_to(outside)
+    (pack / "templates" / "elsewhere").symlink_to(outside)
     manifest = pack / "exercises" / "hello" / "exercise.yaml"
-    edit_yaml(manifest, {"template": ["hello", "shared"]})
-    with pytest.raises(ContentError, match=r"template\[1\]: 'shared' leads outside the pack"):
+    edit_yaml(manifest, {"template": ["hello", "elsewhere"]})
+    with pytest.raises(ContentError, match=r"template\[1\]: 'elsewhere' leads outside the pack"):
         load_pack(pack)
 
 

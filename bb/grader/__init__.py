@@ -15,7 +15,8 @@ message is what the learner reads, so write it for them: what was expected, what
 
 Fixtures (from bb's pytest plugin): ``stack`` (the running containers), ``app_url``, ``http``
 (an ``httpx.Client`` on the app), ``db`` (a superuser psycopg connection to the exercise's
-Postgres, autocommit, application_name ``bb-grader``), ``rng`` (a ``random.Random`` seeded per
+Postgres, autocommit, application_name ``bb-grader``), ``redis`` (a redis-py client of the
+service named ``redis``, ``decode_responses=True``), ``rng`` (a ``random.Random`` seeded per
 grade).
 
 Hints escalate: ``@hint("a nudge", "deeper", ...)`` gives a check's hint by levels, shortest
@@ -24,7 +25,9 @@ again shows the next (bb keeps what the learner has seen). A failure's own ``hin
 or its levels) replaces the check's for that failure.
 
 The stack (``bb.grader.plugin.Stack``):
-    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.logs(name, tail)``,
+    ``stack.dsn(service)``, ``stack.port(service)``, ``stack.url(service)``,
+    ``stack.redis_url(service)``, ``stack.logs(name, tail)``, ``stack.app_urls`` (one URL per
+    copy of the app under ``app.replicas``; their containers are ``app``, ``app-2``, ...),
     ``stack.environment`` (the app's environment, e.g. its JWT_SECRET);
     ``stack.restart(name)``, ``stack.stop(name, timeout=10)``, ``stack.start(name)`` (restart
     and start block until the container is ready again; ports never change; a tmpfs-backed
@@ -71,6 +74,10 @@ Auth (``bb.grader.auth``, also via ``bb.grader``): ``app_secret(stack)`` (the ap
     expired), ``token_parts(token)`` → (header, claims) unverified, ``bearer(token)``;
     ``compare_timing(send_a, send_b, rounds=20)`` → ``TimingComparison`` (interleaved A,B/B,A;
     ``median_a``, ``median_b``, ``ratio`` = median b / median a, ``summary()``).
+
+Mock origin (``bb.grader.origin``, also via ``bb.grader``): ``MockOrigin(stack.url("origin"))``
+    steers a ``mock-origin`` service: ``reset()``, ``hits(path=None)``, ``set_body(path, {...})``,
+    ``fail(status=500)``, ``recover()``, ``latency(ms)``.
 
 Postgres (``bb.grader.pg``; ``Postgres`` and the functions also via ``bb.grader``):
     ``with Postgres.of(stack) as pg:`` connects as the grader's own role, so its queries never
@@ -591,6 +598,7 @@ _LAZY = {
          "raw_connection"}
     ),
     "bb.grader.concurrency": frozenset({"Call", "Round", "simultaneous"}),
+    "bb.grader.origin": frozenset({"MockOrigin"}),
     "bb.grader.auth": frozenset(
         {"TimingComparison", "app_secret", "bearer", "compare_timing", "forged_tokens",
          "mint_token", "token_parts"}

@@ -62,6 +62,8 @@ class Stack:
     def __init__(self, context: dict[str, Any]) -> None:
         self._context = context
         self.app_url: str = context["app_url"]
+        #: One URL per copy of the app (``app.replicas``), replica 1 (``app_url``) first.
+        self.app_urls: list[str] = list(context.get("app_urls") or [self.app_url])
         #: Where `bb up` serves this project (stable ports): what commands printed for the
         #: learner to paste should aim at, since this grade's stack is gone when they read it.
         self.debug_url: str = context.get("debug_url") or self.app_url
@@ -83,6 +85,17 @@ class Stack:
 
     def port(self, service: str) -> int:
         return int(self._service(service)["port"])
+
+    def url(self, service: str) -> str:
+        """``http://127.0.0.1:PORT`` of a service (e.g. a mock origin), as the host reaches it."""
+        return f"http://127.0.0.1:{self.port(service)}"
+
+    def redis_url(self, service: str = "redis") -> str:
+        """A host-side ``redis://`` URL for a Redis service."""
+        url = self._service(service).get("url")
+        if not url:
+            raise LookupError(f"service {service!r} is not a Redis service")
+        return str(url)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -394,6 +407,21 @@ def _recording_cursor() -> Any:
             return super().execute(query, params, **kwargs)
 
     return RecordingCursor
+
+
+@pytest.fixture
+def redis(stack: Stack) -> Iterator[Any]:
+    """A client (redis-py, strings in and out) of the service named ``redis``."""
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(
+        stack.redis_url("redis"),
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+    )
+    with client:
+        yield client
 
 
 @pytest.fixture

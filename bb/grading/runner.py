@@ -173,6 +173,7 @@ def grade_exercise(
                 "seed": secrets.randbits(32),
                 "blocked": blocked,
                 "app_url": stack.app_url or "http://127.0.0.1:9",
+                "app_urls": stack.app_urls,
                 "services": stack.endpoints,
                 # What a grader needs to run one-off commands in the app's image (stack.run).
                 "app_image": stack.tag,

@@ -64,21 +64,28 @@ class PostgresProbe(_Strict):
     dbname: str
 
 
+class RedisProbe(_Strict):
+    """Ready when PING answers PONG (a Redis still loading its data answers an error)."""
+
+    password: str | None = None
+
+
 class Readiness(_Strict):
     """How bb knows a container is really ready: exactly one probe, plus a deadline."""
 
     tcp: bool = False
     http: HttpProbe | None = None
     postgres: PostgresProbe | None = None
+    redis: RedisProbe | None = None
     timeout: float = Field(default=60.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _one_probe(self) -> Readiness:
-        chosen = [name for name in ("http", "postgres") if getattr(self, name) is not None]
+        chosen = [n for n in ("http", "postgres", "redis") if getattr(self, n) is not None]
         if self.tcp:
             chosen.append("tcp")
         if len(chosen) != 1:
-            raise ValueError("give exactly one of tcp, http or postgres")
+            raise ValueError("give exactly one of tcp, http, postgres or redis")
         return self
 
 
@@ -136,6 +143,9 @@ class App(_Strict):
     migrate: list[str] | None = None
     ready: Readiness = Field(default_factory=lambda: Readiness(http=HttpProbe(path="/health")))
     limits: Limits = Field(default_factory=Limits)
+    #: How many containers of the app run, each on the network as ``app-1``, ``app-2``, ...
+    #: and all as ``app``; graders reach each one (state shared through services, not memory).
+    replicas: int = Field(default=1, ge=1, le=8)
     #: Under strict isolation the build gets no network, unless the exercise needs it (a
     #: Dockerfile that installs packages itself). The app never gets one.
     build_network: bool = False

@@ -74,6 +74,11 @@ def generated_dockerfile(image_ref: str, command: list[str]) -> str:
     return f"FROM {image_ref}\nWORKDIR /app\nCOPY . /app\nCMD {json.dumps(command)}\n"
 
 
+def replica_names(exercise: Exercise) -> list[str]:
+    """The app's containers by endpoint name: ``app`` (replica 1), ``app-2``, ``app-3``, ..."""
+    return ["app", *(f"app-{n}" for n in range(2, exercise.app.replicas + 1))]
+
+
 def app_environment(exercise: Exercise) -> dict[str, str]:
     return {**exercise.app.environment, "PORT": str(exercise.app.port)}
 
@@ -281,6 +286,9 @@ class ProjectStack:
             if service.ready.postgres is not None:
                 pg = service.ready.postgres
                 entry["dsn"] = f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{port}/{pg.dbname}"
+            if service.ready.redis is not None:
+                secret = service.ready.redis.password
+                entry["url"] = f"redis://{f':{secret}@' if secret else ''}127.0.0.1:{port}/0"
             self.endpoints[name] = entry
             started.append((name, container, port))
         for name, container, port in started:
@@ -347,47 +355,56 @@ class ProjectStack:
         return True
 
     def start_app(self, deadline: float, say: Progress, *, keep: bool = False) -> None:
-        """Start the learner's app and wait until it answers its readiness probe. With
-        ``keep`` (`bb up`), the app belongs to the warm stack and outlives this process,
-        replacing the one an earlier `bb up` left running."""
+        """Start the learner's app (each of its ``replicas``) and wait until every one answers
+        its readiness probe. With ``keep`` (`bb up`), the app belongs to the warm stack and
+        outlives this process, replacing the one an earlier `bb up` left running."""
         app = self.exercise.app
-        say("starting your app")
+        copies = app.replicas
+        say("starting your app" if copies == 1 else f"starting {copies} copies of your app")
         keep = keep and bool(self._warm_key)
-        name = f"bb-warm-{self._warm_key}-app" if keep else f"bb-{self.grade_id}-app"
         if keep:
             for container_id, _, labels in self.engine.labelled(f"{WARM}={self._warm_key}"):
                 if labels.get(KEPT_APP) == "1":
                     self.engine.remove_container(container_id)
-        ports, port = self._publish("app", app.port)
-        container = self.engine.run(
-            ContainerSpec(
-                name=name,
-                image=self.tag,
-                environment=app_environment(self.exercise),
-                aliases=("app",),
-                ports=ports,
-                memory=app.limits.memory,
-                cpus=app.limits.cpus,
-                pids=app.limits.pids,
-                confinement=self._confinement(),
-                outside_names=self._outside_names(),
-            ),
-            network=self.network,
-            grade_id=self.grade_id,
-            labels={**self._warm_labels(), KEPT_APP: "1"} if keep else None,
-        )
-        self.endpoints["app"] = {
-            "container": container,
-            "port": port,
-            "ready": app.ready.model_dump(mode="json"),
-        }
-        reason, exited = self._wait_ready(container, app.ready, port, deadline)
-        if reason is not None:
+        started: list[tuple[str, str, int]] = []
+        for replica, endpoint in enumerate(replica_names(self.exercise), start=1):
+            ports, port = self._publish(endpoint, app.port)
+            container = self.engine.run(
+                ContainerSpec(
+                    name=f"bb-warm-{self._warm_key}-{endpoint}"
+                    if keep
+                    else f"bb-{self.grade_id}-{endpoint}",
+                    image=self.tag,
+                    environment={**app_environment(self.exercise), "BB_REPLICA": str(replica)},
+                    # All answer to "app" (a later proxy's upstream can list app-1, app-2, ...).
+                    aliases=("app", f"app-{replica}"),
+                    ports=ports,
+                    memory=app.limits.memory,
+                    cpus=app.limits.cpus,
+                    pids=app.limits.pids,
+                    confinement=self._confinement(),
+                    outside_names=self._outside_names(),
+                ),
+                network=self.network,
+                grade_id=self.grade_id,
+                labels={**self._warm_labels(), KEPT_APP: "1"} if keep else None,
+            )
+            self.endpoints[endpoint] = {
+                "container": container,
+                "port": port,
+                "ready": app.ready.model_dump(mode="json"),
+            }
+            started.append((endpoint, container, port))
+        for replica, (endpoint, container, port) in enumerate(started, start=1):
+            reason, exited = self._wait_ready(container, app.ready, port, deadline)
+            if reason is None:
+                continue
+            which = "Your app" if copies == 1 else f"Your app ({endpoint}, {replica} of {copies})"
             if exited:
                 _, code = self.engine.state(container)
-                message = f"Your app exited with status {code} before it was ready."
+                message = f"{which} exited with status {code} before it was ready."
             else:
-                message = f"Your app was not ready after {app.ready.timeout:g} s ({reason})."
+                message = f"{which} was not ready after {app.ready.timeout:g} s ({reason})."
             raise StackFailed(
                 "app", message, log=self.engine.logs(container, tail=25), exited=exited
             )
@@ -399,14 +416,38 @@ class ProjectStack:
         app = self.endpoints.get("app")
         return f"http://127.0.0.1:{app['port']}" if app else None
 
+    @property
+    def app_urls(self) -> list[str]:
+        """One URL per running replica of the app, replica 1 first."""
+        return [
+            f"http://127.0.0.1:{self.endpoints[name]['port']}"
+            for name in replica_names(self.exercise)
+            if name in self.endpoints
+        ]
+
     def activity(self) -> tuple[float, int] | None:
-        """The app's (CPU seconds, bytes sent) so far, if it runs."""
-        app = self.endpoints.get("app")
-        return self.engine.activity(app["container"]) if app else None
+        """The app's (CPU seconds, bytes sent) so far, summed over its replicas, if it runs."""
+        totals: tuple[float, int] | None = None
+        for name in replica_names(self.exercise):
+            if name not in self.endpoints:
+                continue
+            seen = self.engine.activity(self.endpoints[name]["container"])
+            if seen is not None:
+                totals = seen if totals is None else (totals[0] + seen[0], totals[1] + seen[1])
+        return totals
 
     def app_log(self, lines: int) -> str | None:
-        app = self.endpoints.get("app")
-        return self.engine.logs(app["container"], tail=lines) if app else None
+        """The end of the app's log; of each replica's, under its name, when there are several."""
+        names = [n for n in replica_names(self.exercise) if n in self.endpoints]
+        if not names:
+            return None
+        if len(names) == 1:
+            return str(self.engine.logs(self.endpoints[names[0]]["container"], tail=lines))
+        share = max(5, lines // len(names))
+        return "\n".join(
+            f"── {name} ──\n{self.engine.logs(self.endpoints[name]['container'], tail=share)}"
+            for name in names
+        )
 
     # -- the end --------------------------------------------------------------------------------
 
@@ -465,13 +506,15 @@ class ProjectStack:
         self.engine.create_internal_network(self.network, self.grade_id)
         edge = f"{self.network}-edge"
         self.engine.create_network(edge, self.grade_id)
-        targets = {name: service.port for name, service in self.exercise.services.items()}
-        targets["app"] = self.exercise.app.port
+        # By endpoint: the network alias and port the relay forwards to.
+        targets = {name: (name, s.port) for name, s in self.exercise.services.items()}
+        for replica, endpoint in enumerate(replica_names(self.exercise), start=1):
+            targets[endpoint] = (f"app-{replica}", self.exercise.app.port)
         forwards, published = [], {}
-        for offset, (alias, port) in enumerate(targets.items()):
+        for offset, (endpoint, (alias, port)) in enumerate(targets.items()):
             listen = _RELAY_FIRST_PORT + offset
             forwards.append(f"{listen}={alias}:{port}")
-            published[listen] = self._relayed[alias] = free_port()
+            published[listen] = self._relayed[endpoint] = free_port()
         self.engine.run(
             ContainerSpec(
                 name=f"bb-{self.grade_id}-relay",

@@ -16,6 +16,8 @@ def probe(readiness: Readiness, host: str, port: int) -> str | None:
     if readiness.postgres is not None:
         pg = readiness.postgres
         return _postgres(host, port, pg.user, pg.password, pg.dbname)
+    if readiness.redis is not None:
+        return _redis(host, port, readiness.redis.password)
     return _tcp(host, port)
 
 
@@ -42,6 +44,8 @@ def describe(readiness: Readiness) -> str:
         return f"GET {readiness.http.path} → {readiness.http.status}"
     if readiness.postgres is not None:
         return "a Postgres connection and SELECT 1"
+    if readiness.redis is not None:
+        return "PING → PONG"
     return "a TCP connection"
 
 
@@ -75,6 +79,27 @@ def _postgres(host: str, port: int, user: str, password: str, dbname: str) -> st
     except psycopg.Error as exc:
         text = str(exc).strip()
         return f"Postgres: {text.splitlines()[0] if text else type(exc).__name__}"
+    return None
+
+
+def _redis(host: str, port: int, password: str | None) -> str | None:
+    # RESP by hand: two inline commands need no client library on this hot path.
+    commands = (f"AUTH {password}\r\n" if password else "") + "PING\r\n"
+    try:
+        with socket.create_connection((host, port), timeout=2.0) as sock:
+            sock.sendall(commands.encode())
+            answer = b""
+            while answer.count(b"\r\n") < commands.count("\r\n"):
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                answer += chunk
+    except OSError as exc:
+        return f"Redis: {exc.strerror or type(exc).__name__}"
+    last = answer.split(b"\r\n")[-2:-1]
+    if last != [b"+PONG"]:
+        text = answer.decode(errors="replace").strip().splitlines()
+        return f"Redis answered {text[-1][:80] if text else 'nothing'!r} to PING"
     return None
 
 

@@ -25,7 +25,7 @@ from bb.errors import UserError
 from bb.pack.manifest import Exercise, Pack
 from bb.stack import warm
 from bb.stack.engine import WARM, Engine
-from bb.stack.lifecycle import ProjectStack, StackFailed, sweep_leftovers
+from bb.stack.lifecycle import ProjectStack, StackFailed, replica_names, sweep_leftovers
 
 #: Stable ports are chosen in this range, starting at a place the project's path picks.
 _PORT_RANGE = (21000, 29000)
@@ -52,7 +52,7 @@ def stable_ports(workspace: Path, exercise: Exercise) -> dict[str, int]:
     """The host ports of the project's `bb up` stack: "app" and each service. Chosen once per
     project and kept in bb's home; a port something else took since is chosen again."""
     where = str(workspace.resolve())
-    names = ["app", *exercise.services]
+    names = [*replica_names(exercise), *exercise.services]
     target = _ports_file()
     target.parent.mkdir(parents=True, exist_ok=True)
     with (target.parent / "ports.lock").open("a") as lock:
@@ -157,9 +157,15 @@ def bring_up(
     kept = stack.reused
     stack.close()
     services = {
-        name: str(stack.endpoints[name].get("dsn") or f"127.0.0.1:{stack.endpoints[name]['port']}")
+        name: str(
+            stack.endpoints[name].get("dsn")
+            or stack.endpoints[name].get("url")
+            or f"127.0.0.1:{stack.endpoints[name]['port']}"
+        )
         for name in exercise.services
     }
+    for name in replica_names(exercise)[1:]:  # the other copies of the app, each on its own port
+        services[name] = f"http://127.0.0.1:{ports[name]}"
     return UpStack(app_url=f"http://127.0.0.1:{ports['app']}", services=services, kept=kept)
 
 
