@@ -39,14 +39,19 @@ SEQUENTIAL_GETS = 20
 #: Check 2: cached answers (X-Cache: HIT) timed, one GET /health after each as the yardstick.
 CACHED_SAMPLES = 100
 #: The spec's p95 for a cached answer, and how far above /health's p95 (measured in the same
-#: interleaved stream) a busy machine may push it: the larger of the two is the threshold, but
-#: never more than half the origin's latency, or an app that calls the origin would pass.
-CACHED_P95_MS, P95_HEALTH_RATIO, CACHED_P95_CAP_MS = 20.0, 4.0, 150.0
+#: interleaved stream) a busy machine may push it: the larger of the two is the threshold.
+#: Reference: p95 8-31 ms on a quiet machine [load 0.5-6], 53-131 ms against /health's
+#: 53-148 ms [load 12-14]: a ratio of 0.9-1.2 (3.3x headroom under 4). The starter has no HIT.
+CACHED_P95_MS, P95_HEALTH_RATIO = 20.0, 4.0
 #: Check 3: the largest TTL a cache entry may have, and how long after a MISS the grader asks
 #: again (the app runs with CACHE_TTL_SECONDS=2).
 MAX_TTL_SECONDS, EXPIRED_AFTER = 600, 2.5
 #: Check 4: requests released at the same instant for one cold key, and the origin calls allowed.
-STAMPEDE_REQUESTS, STAMPEDE_MAX_HITS = 50, 2
+#: Reference: 1 origin call in 13 of 13 grades [load 6-14], the slowest answer 0.5-3.5 s (the
+#: timeout is 20 s). Without single-flight: 9 calls at load 14 with the origin at 300 ms: a busy
+#: app takes that long to start all 50 misses. So the origin answers in STAMPEDE_ORIGIN_MS here,
+#: keeping the first miss's window open until all 50 have looked in the cache.
+STAMPEDE_REQUESTS, STAMPEDE_MAX_HITS, STAMPEDE_ORIGIN_MS = 50, 2, 1000
 STAMPEDE_TIMEOUT = 20.0
 #: Check 5: PUT then GET, this many times.
 WRITE_ROUNDS = 20
@@ -55,8 +60,12 @@ WRITE_ROUNDS = 20
 #: read finishes before the commit does.
 SLOW_COMMIT_SECONDS, COMMIT_PROBES = 0.8, 3
 #: Check 7: how long a GET may take while Redis is down, and how long the app may take to use
-#: Redis again once it is back.
-BYPASS_SECONDS, RECOVERY_SECONDS = 1.0, 15.0
+#: Redis again once it is back. The origin answers in BYPASS_ORIGIN_MS meanwhile, so that the
+#: limit measures what the app adds; each path gets a second try when the first is slow, so that
+#: one stall of a busy machine is not a failure, while an app that waits on Redis is slow every
+#: time. Reference, origin at 100 ms: 0.13-0.24 s a city, 0.02-0.24 s a product, once 0.72 s,
+#: in 12 grades [load 8-14] (with the origin at 300 ms: 0.34-0.48 s [load 7-13]).
+BYPASS_SECONDS, RECOVERY_SECONDS, BYPASS_ORIGIN_MS = 1.0, 15.0, 100
 
 # --- hints ----------------------------------------------------------------------------------
 
@@ -255,7 +264,8 @@ def test_miss_then_hit(http: httpx.Client, origin: MockOrigin, rng: Any) -> None
 def test_cached_latency(http: httpx.Client, origin: MockOrigin, rng: Any) -> None:
     """100 cached answers (X-Cache: HIT) have a p95 under 20 ms"""
     require("miss_then_hit", "only answers from the cache are timed")
-    cities = [random_city(rng) for _ in range(5)]
+    # Two keys: each expires every 2 s, and each MISS then costs the origin's 300 ms.
+    cities = [random_city(rng) for _ in range(2)]
     hits: list[float] = []
     health: list[float] = []
     misses = 0
@@ -278,15 +288,22 @@ def test_cached_latency(http: httpx.Client, origin: MockOrigin, rng: Any) -> Non
            f"Of {len(hits) + misses} GETs of {len(cities)} cities, only {len(hits)} came from the "
            "cache (X-Cache: HIT).", expected=f"{CACHED_SAMPLES} HITs",
            actual=f"{len(hits)} HITs, {misses} other answers")  # fmt: skip
+    called = sum(origin.hits(weather_path(city)) for city in cities)
+    expect(
+        called <= misses,
+        f"Of {len(hits) + misses} GETs of {len(cities)} cities, {misses} were no HIT, yet the "
+        f"origin served {called}: answers that said X-Cache: HIT asked the origin too.",
+        expected=f"at most {misses} origin calls", actual=f"{called} origin calls",
+    )
     p95_ms = 1000 * percentile(hits, 95)
     health_p95_ms = 1000 * percentile(health, 95)
-    allowed = min(max(CACHED_P95_MS, P95_HEALTH_RATIO * health_p95_ms), CACHED_P95_CAP_MS)
+    allowed = max(CACHED_P95_MS, P95_HEALTH_RATIO * health_p95_ms)
     expect(
         p95_ms < allowed,
         f"{CACHED_SAMPLES} answers from the cache: p95 {p95_ms:.1f} ms (median "
         f"{1000 * statistics.median(hits):.1f} ms). The limit is {CACHED_P95_MS:g} ms, or "
         f"{P95_HEALTH_RATIO:g}x GET /health's p95 of {health_p95_ms:.1f} ms on this machine now "
-        f"(load average {load_average()}), at most {CACHED_P95_CAP_MS:g} ms.",
+        f"(load average {load_average()}).",
         expected=f"p95 < {allowed:.1f} ms", actual=f"p95 {p95_ms:.1f} ms",
     )
 
@@ -350,6 +367,7 @@ def test_stampede(app_url: str, origin: MockOrigin, redis: Any, rng: Any) -> Non
     path = weather_path(city)
     document = forecast(rng, city)
     origin.set_body(path, document)
+    origin.latency(STAMPEDE_ORIGIN_MS)
 
     result = simultaneous(app_url, [Call("GET", path)] * STAMPEDE_REQUESTS,
                           timeout=STAMPEDE_TIMEOUT)  # fmt: skip
@@ -509,6 +527,7 @@ def test_redis_down(http: httpx.Client, stack: Any, origin: MockOrigin, rng: Any
     expect_ok(http.get(weather_path(cached_city)), f"GET {weather_path(cached_city)}")
     product = expect_ok(http.get(f"/products/{product_id}"), f"GET /products/{product_id}")
 
+    origin.latency(BYPASS_ORIGIN_MS)
     stack.stop("redis", timeout=5)
     try:
         cases = [
@@ -517,12 +536,15 @@ def test_redis_down(http: httpx.Client, stack: Any, origin: MockOrigin, rng: Any
             (f"/products/{product_id}", "a product cached a moment ago", product),
         ]
         for path, meaning, wanted in cases:
-            started = time.perf_counter()
-            try:
-                response = http.get(path, timeout=10)
-            except httpx.TimeoutException:
-                response = None
-            elapsed = time.perf_counter() - started
+            for _ in range(2):
+                started = time.perf_counter()
+                try:
+                    response = http.get(path, timeout=10)
+                except httpx.TimeoutException:
+                    response = None
+                elapsed = time.perf_counter() - started
+                if response is None or response.status_code != 200 or elapsed < BYPASS_SECONDS:
+                    break
             actual = "no answer within 10 s" if response is None else (
                 f"{shown_x_cache(response)} after {elapsed:.2f} s; {describe(response)}")
             expect(
