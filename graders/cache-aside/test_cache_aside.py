@@ -34,23 +34,29 @@ from bb.grader import (
 
 # --- thresholds (measured values beside each; load average of the machine in brackets) -------
 
-#: Check 1: sequential GETs of one city; the origin must see exactly one of them.
+#: The app's CACHE_TTL_SECONDS, as exercise.yaml sets it.
+TTL_SECONDS = 2.0
+#: Check 1: sequential GETs of one city; the origin must see exactly one of them (or, when the
+#: 20 outlast the entry on a busy machine, one per MISS). Reference: the 20 took 0.53-1.06 s,
+#: always within the entry's life, in 7 grades [load 8-13].
 SEQUENTIAL_GETS = 20
 #: Check 2: cached answers (X-Cache: HIT) timed, one GET /health after each as the yardstick.
 CACHED_SAMPLES = 100
 #: The spec's p95 for a cached answer, and how far above /health's p95 (measured in the same
 #: interleaved stream) a busy machine may push it: the larger of the two is the threshold.
-#: Reference: p95 8-31 ms on a quiet machine [load 0.5-6], 53-131 ms against /health's
-#: 53-148 ms [load 12-14]: a ratio of 0.9-1.2 (3.3x headroom under 4). The starter has no HIT.
+#: Reference, in 21 grades: p95 6-31 ms [load 6-12], up to 170 ms against /health's 136 ms
+#: [load 11-14]; the ratio to /health's p95 0.82-1.38 (2.9x headroom under 4). The starter has
+#: no HIT at all; an app whose HITs call the origin anyway takes 300 ms a HIT.
 CACHED_P95_MS, P95_HEALTH_RATIO = 20.0, 4.0
 #: Check 3: the largest TTL a cache entry may have, and how long after a MISS the grader asks
 #: again (the app runs with CACHE_TTL_SECONDS=2).
 MAX_TTL_SECONDS, EXPIRED_AFTER = 600, 2.5
 #: Check 4: requests released at the same instant for one cold key, and the origin calls allowed.
-#: Reference: 1 origin call in 13 of 13 grades [load 6-14], the slowest answer 0.5-3.5 s (the
-#: timeout is 20 s). Without single-flight: 9 calls at load 14 with the origin at 300 ms: a busy
-#: app takes that long to start all 50 misses. So the origin answers in STAMPEDE_ORIGIN_MS here,
-#: keeping the first miss's window open until all 50 have looked in the cache.
+#: Without single-flight the origin saw only 9 calls at load 14 with its 300 ms: a busy app takes
+#: that long to start all 50 misses. So the origin answers in STAMPEDE_ORIGIN_MS here, keeping
+#: the first miss's window open until all 50 have looked in the cache: 40 calls then (the app's
+#: 40 worker threads) [load 10]. Reference: 1 call in 21 of 21 grades [load 6-14], the slowest
+#: answer 0.5-3.5 s with the origin at 300 ms, 1.1-1.7 s at 1 s (the timeout is 20 s).
 STAMPEDE_REQUESTS, STAMPEDE_MAX_HITS, STAMPEDE_ORIGIN_MS = 50, 2, 1000
 STAMPEDE_TIMEOUT = 20.0
 #: Check 5: PUT then GET, this many times.
@@ -91,7 +97,7 @@ STAMPEDE_HINT = (
     "Let one request rebuild a cold entry; the others wait for it, or serve stale data.",
     "Take a lock with SET lock:<key> <random token> NX PX 5000: the request that gets it asks "
     "the origin and stores the answer, then deletes the lock (only if it still holds its "
-    "token). The others poll the key every 20 ms or so, for a few seconds, and answer it.",
+    "token). The others poll the key every 50 ms or so, for a few seconds, and answer it.",
 )
 INVALIDATION_HINT = (
     "Delete (or overwrite) the cached product when PUT changes it. Cache invalidation is the "
@@ -216,27 +222,38 @@ def test_miss_then_hit(http: httpx.Client, origin: MockOrigin, rng: Any) -> None
     document = forecast(rng, city)
     origin.set_body(path, document)
 
+    missed_at = time.monotonic()
     first = http.get(path)
     body = expect_ok(first, f"GET {path}")
     expect(body == document, f"GET {path} should answer the origin's JSON body as it is.",
            expected=document, actual=describe(first))  # fmt: skip
     expect_x_cache(first, "MISS", f"The first GET {path} (nothing cached yet)")
 
+    misses = 1
     for number in range(2, SEQUENTIAL_GETS + 1):
+        sent = time.monotonic()
         again = http.get(path)
+        # The entry was stored after the origin's answer (300 ms after the MISS left) and lives
+        # CACHE_TTL_SECONDS=2: an answer within 2 s of the MISS must be a HIT. On a busy machine
+        # 20 GETs can outlast the entry; a GET after that may find it expired.
+        fresh = time.monotonic() - missed_at < TTL_SECONDS
         expect(
-            again.status_code == 200 and x_cache(again) == "HIT" and json_body(again) == body,
+            again.status_code == 200 and json_body(again) == body
+            and (x_cache(again) == "HIT" or not fresh and x_cache(again) == "MISS"),
             f"GET {path} number {number} of {SEQUENTIAL_GETS}, right after the first, should "
             "come from the cache: 200, X-Cache: HIT, and the same body as the first.",
             expected=f"200, X-Cache: HIT, {body}",
             actual=f"{again.status_code}, {shown_x_cache(again)}, {again.text[:300]}",
         )
+        if x_cache(again) == "MISS":
+            misses, missed_at = misses + 1, sent
     hits = origin.hits(path)
     expect(
-        hits == 1,
-        f"{SEQUENTIAL_GETS} GETs of {path}, one after the other, well within the TTL, should "
-        f"have asked the origin once; it served {hits}.",
-        expected=f"1 origin call for {path}", actual=f"{hits} origin calls",
+        hits == misses,
+        f"{SEQUENTIAL_GETS} GETs of {path}, one after the other, should have asked the origin "
+        f"only for the {misses} that said X-Cache: MISS; it served {hits}.",
+        expected=f"{misses} origin call{'s' if misses > 1 else ''} for {path}",
+        actual=f"{hits} origin calls",
     )
 
     # The key must hold everything the origin's answer depends on: the city as it was sent.

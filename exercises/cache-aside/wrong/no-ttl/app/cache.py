@@ -40,8 +40,8 @@ COOL_OFF_SECONDS = 1.0
 LOCK_MS = 5000
 #: How often a request waiting for another's refill looks for the value, and for how long
 #: before it gives up waiting and loads the value itself.
-WAIT_POLL_SECONDS = 0.02
-WAIT_MAX_SECONDS = 3.0
+WAIT_POLL_SECONDS = 0.05
+WAIT_MAX_SECONDS = 5.0
 
 #: Deletes the lock only if it still holds our token: a refill that outlived LOCK_MS must not
 #: delete the lock another request has taken since.
