@@ -25,6 +25,7 @@ def test_builtin_course_loads_in_course_order() -> None:
         "passwords-and-jwt",
         "authorization",
         "sessions-refresh-revocation",
+        "cache-aside",
         "http-caching-and-etags",
     ]
     assert pack.module_of("http-from-scratch").id == "http-apis"
@@ -32,6 +33,7 @@ def test_builtin_course_loads_in_course_order() -> None:
     assert pack.module_of("n-plus-one").id == "databases"
     assert pack.module_of("transactions").id == "databases"
     assert pack.module_of("authorization").id == "auth-security"
+    assert pack.module_of("cache-aside").id == "performance-caching"
     assert pack.module_of("http-caching-and-etags").id == "performance-caching"
 
 
