@@ -269,6 +269,8 @@ def test_a_missing_course_image_says_to_run_setup(tmp_path: Path, engine: Any) -
             "images": {
                 "python": {"recipe": "images/never-built"},
                 "postgres": {"recipe": "images/postgres"},
+                "redis": {"recipe": "images/redis"},
+                "mock-origin": {"recipe": "images/mock-origin"},
             }
         },
     )

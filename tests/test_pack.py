@@ -24,7 +24,9 @@ def test_builtin_course_loads_in_course_order() -> None:
         "n-plus-one",
         "passwords-and-jwt",
         "authorization",
+        "sessions-refresh-revocation",
         "rate-limiting",
+        "cache-aside",
         "http-caching-and-etags",
     ]
     assert pack.module_of("http-from-scratch").id == "http-apis"
@@ -33,6 +35,7 @@ def test_builtin_course_loads_in_course_order() -> None:
     assert pack.module_of("transactions").id == "databases"
     assert pack.module_of("authorization").id == "auth-security"
     assert pack.module_of("rate-limiting").id == "auth-security"
+    assert pack.module_of("cache-aside").id == "performance-caching"
     assert pack.module_of("http-caching-and-etags").id == "performance-caching"
 
 

@@ -52,11 +52,14 @@ def test_two_copies_share_redis_and_a_warm_redis_starts_empty(
     first = _grade(workspace)
     assert set(_statuses(first).values()) == {"passed"}
     warm = no_leftovers.labelled(f"{WARM_WORKSPACE}={workspace.resolve()}")
-    assert [labels.get(WARM_ROLE) for _, _, labels in warm] == ["grade"], "only Redis stays warm"
-    # The first grade stopped and started Redis and left a key behind: the second grade's
-    # fresh_redis check fails unless the warm Redis was wiped, and it reuses the container.
+    assert [labels.get(WARM_ROLE) for _, _, labels in warm] == ["grade", "grade"], (
+        "Redis and the origin (which has a reset endpoint) stay warm; the app does not"
+    )
+    # The first grade stopped and started Redis, left a key behind and changed the origin's
+    # latency: the second grade's fresh_* checks fail unless both were wiped, and it reuses
+    # the containers.
     second = _grade(workspace)
-    assert _statuses(second)["fresh_redis"] == "passed"
+    assert _statuses(second)["fresh_redis"] == _statuses(second)["fresh_origin"] == "passed"
     assert no_leftovers.labelled(f"{WARM_WORKSPACE}={workspace.resolve()}") == warm
     run_bb("down", cwd=workspace)
 
@@ -133,3 +136,43 @@ def test_the_redis_probe_waits_for_pong(
     assert (reason is None) == ready, reason
     if not ready:
         assert "PING" in str(reason)
+
+
+def test_secrets_are_drawn_anew_for_every_stack(tmp_path: Path) -> None:
+    from bb.stack.lifecycle import ProjectStack
+
+    pack = load_pack(MINI_PACK)
+    exercise = pack.exercise("shared")
+
+    def drawn() -> str:
+        # No engine is needed to make a stack's plan, only to run it.
+        stack = ProjectStack(pack, exercise, tmp_path, engine=None, grade_id="g")  # type: ignore[arg-type]
+        return stack.app_environment["SHARED_SECRET"]
+
+    first, second = drawn(), drawn()
+    assert len(first) == 64 and first != second
+
+
+def test_a_secret_must_be_an_environment_variable_name(tmp_path: Path) -> None:
+    pack = copy_mini_pack(tmp_path / "pack")
+    manifest = pack / "exercises" / "shared" / "exercise.yaml"
+    edit_yaml(manifest, {"app": {"secrets": ["JWT SECRET"]}})
+    with pytest.raises(ContentError) as caught:
+        load_pack(pack)
+    assert f"{manifest}: app.secrets.0" in caught.value.message
+
+
+@pytest.mark.docker
+def test_bb_up_runs_every_copy_of_the_app_on_its_own_port(
+    tmp_path: Path, no_leftovers: Any
+) -> None:
+    import httpx
+
+    workspace = _shared(tmp_path)
+    shown = run_bb("up", cwd=workspace).stdout
+    urls = [word for word in shown.split() if word.startswith("http://127.0.0.1:")]
+    copies = {httpx.get(f"{url}/whoami").json().get("replica") for url in set(urls)}
+    assert copies - {None} == {"1", "2"}, shown
+    assert "redis://127.0.0.1:" in shown, "Redis is shown by its URL"
+    run_bb("down", cwd=workspace)
+    assert no_leftovers.labelled(f"{WARM_WORKSPACE}={workspace.resolve()}") == []

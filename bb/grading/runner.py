@@ -31,7 +31,6 @@ from bb.stack.isolation import Isolation
 from bb.stack.lifecycle import (
     ProjectStack,
     StackFailed,
-    app_environment,
     require_relay,
     sweep_leftovers,
 )
@@ -178,7 +177,7 @@ def grade_exercise(
                 # What a grader needs to run one-off commands in the app's image (stack.run).
                 "app_image": stack.tag,
                 "network": stack.network,
-                "app_environment": app_environment(exercise),
+                "app_environment": stack.app_environment,
                 "app_limits": exercise.app.limits.model_dump(mode="json"),
                 **(repro or {}),
             }

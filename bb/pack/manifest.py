@@ -114,6 +114,13 @@ class Limits(_Strict):
         return value
 
 
+class ServiceReset(_Strict):
+    """How bb wipes a service's state between warm grades, when it is neither Postgres nor
+    Redis (which bb knows how to wipe): a POST to this path must answer 2xx."""
+
+    post: str = Field(pattern=r"^/[^\s]*$")
+
+
 class Service(_Strict):
     """A supporting container (database, cache, mock). Keys follow Compose where they can."""
 
@@ -124,6 +131,8 @@ class Service(_Strict):
     ready: Readiness
     tmpfs: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=lambda: Limits(memory="1g", cpus=2.0, pids=512))
+    #: Lets the service stay warm between grades (see ServiceReset).
+    reset: ServiceReset | None = None
 
 
 class App(_Strict):
@@ -139,6 +148,12 @@ class App(_Strict):
     #: With ``image``: the command that starts the app, run in /app (the project's files).
     command: list[str] | None = Field(default=None, min_length=1)
     environment: dict[str, str] = Field(default_factory=dict)
+    #: Environment variables bb sets to a fresh random value for every grade (and every
+    #: `bb up`), over ``environment``: an app must read its secrets, never hard-code them.
+    #: Graders read the value from ``stack.environment``.
+    secrets: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list
+    )
     #: A one-off command run in the app image before the app starts (migrations).
     migrate: list[str] | None = None
     ready: Readiness = Field(default_factory=lambda: Readiness(http=HttpProbe(path="/health")))

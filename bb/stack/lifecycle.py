@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -80,7 +81,13 @@ def replica_names(exercise: Exercise) -> list[str]:
 
 
 def app_environment(exercise: Exercise) -> dict[str, str]:
+    """The app's environment as its manifest gives it (and PORT), secrets not yet drawn."""
     return {**exercise.app.environment, "PORT": str(exercise.app.port)}
+
+
+def drawn_secrets(exercise: Exercise) -> dict[str, str]:
+    """A fresh random value for each of ``app.secrets``: 256 bits, as hex."""
+    return {name: secrets.token_hex(32) for name in exercise.app.secrets}
 
 
 class ProjectStack:
@@ -138,6 +145,8 @@ class ProjectStack:
             else ""
         )
         self._lock: contextlib.ExitStack | None = None
+        #: What the app, its migrations and the graders' one-off commands run with.
+        self.app_environment = {**app_environment(exercise), **drawn_secrets(exercise)}
         #: Whether the services were already warm (reset, not started) for this grade.
         self.reused = False
 
@@ -332,7 +341,7 @@ class ProjectStack:
             ContainerSpec(
                 name=f"bb-{self.grade_id}-migrate",
                 image=self.tag,
-                environment=app_environment(self.exercise),
+                environment=self.app_environment,
                 command=migrate,
                 memory=limits.memory,
                 cpus=limits.cpus,
@@ -375,7 +384,7 @@ class ProjectStack:
                     if keep
                     else f"bb-{self.grade_id}-{endpoint}",
                     image=self.tag,
-                    environment={**app_environment(self.exercise), "BB_REPLICA": str(replica)},
+                    environment={**self.app_environment, "BB_REPLICA": str(replica)},
                     # All answer to "app" (a later proxy's upstream can list app-1, app-2, ...).
                     aliases=("app", f"app-{replica}"),
                     ports=ports,

@@ -53,7 +53,8 @@ def idle_seconds() -> float:
 
 def resettable(service: Service) -> bool:
     """Whether bb can wipe a service's state between grades (so it may be kept warm)."""
-    return service.ready.postgres is not None or service.ready.redis is not None
+    ready = service.ready
+    return ready.postgres is not None or ready.redis is not None or service.reset is not None
 
 
 def stack_key(role: str, workspace: Path, exercise_id: str, specs: dict[str, Any]) -> str:
@@ -138,7 +139,24 @@ def reset(service: Service, port: int) -> str | None:
         return _reset_postgres(service.ready, port)
     if service.ready.redis is not None:
         return _reset_redis(service.ready, port)
+    if service.reset is not None:
+        return _reset_by_post(service.reset.post, port)
     return "bb cannot reset this kind of service"
+
+
+def _reset_by_post(path: str, port: int) -> str | None:
+    """The service's own reset endpoint (a mock's), which must answer 2xx."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5.0)
+    try:
+        connection.request("POST", path, body=b"", headers={"Content-Length": "0"})
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"POST {path}: {type(exc).__name__}"
+    finally:
+        connection.close()
+    return None if 200 <= status < 300 else f"POST {path} answered {status}"
 
 
 def _reset_redis(ready: Readiness, port: int) -> str | None:

@@ -21,6 +21,7 @@ from bb.grader import (
     Call,
     Failure,
     RawHTTPError,
+    app_secret,
     describe,
     expect,
     expect_problem,
@@ -30,11 +31,19 @@ from bb.grader import (
     simultaneous,
     slow_writes,
 )
+from bb.grader.plugin import Stack
 
 Article = dict[str, Any]
 
-#: The app's JWT_SECRET, as exercise.yaml sets it: the grader signs its callers' tokens with it.
-TOKEN_SECRET = "grader-secret-not-for-production"
+#: The app's JWT_SECRET (bb draws a new one every grade): the grader signs its callers' tokens
+#: with it. Set from the stack before the first check.
+TOKEN_SECRET = ""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _token_secret(stack: Stack) -> None:
+    global TOKEN_SECRET
+    TOKEN_SECRET = app_secret(stack)
 #: The fields a client sends; PUT replaces all of them.
 FIELDS = ("title", "body", "published")
 #: A strong entity tag (RFC 9110 §8.8.3): a quoted string of visible characters, no W/.

@@ -1,0 +1,57 @@
+"""Who is calling: the dependencies every protected route declares."""
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app import sessions
+from app.db import get_session
+from app.models import User
+from app.security import AccessClaims, InvalidToken, decode_access_token
+
+SessionDep = Annotated[Session, Depends(get_session)]
+# auto_error=False: a missing token is our 401 (with its challenge), not HTTPBearer's 403.
+bearer_scheme = HTTPBearer(auto_error=False)
+
+
+def unauthorized(detail: str) -> HTTPException:
+    # RFC 6750: a 401 names the scheme the client should use.
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def access_claims(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> AccessClaims:
+    if credentials is None:
+        raise unauthorized("Not authenticated.")
+    try:
+        return decode_access_token(credentials.credentials)
+    except InvalidToken:
+        raise unauthorized("The access token is invalid or has expired.") from None
+
+
+Claims = Annotated[AccessClaims, Depends(access_claims)]
+
+
+def current_user(claims: Claims, session: SessionDep) -> User:
+    """The caller, if their session is live and their account enabled, asked of the database on
+    every request: a signature proves the token was issued, not that it still should be
+    honoured."""
+    user = sessions.live_user(session, claims.user_id, claims.session_id)
+    if user is None:
+        raise unauthorized("The session has ended or the account is disabled.")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if user.role != "admin":
+        raise HTTPException(403, "This needs an administrator.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
