@@ -96,3 +96,47 @@ def test_variant_filter_grades_only_that_variant(no_leftovers: Any) -> None:
     assert "wrong variant forgets-hello: caught by hello" in result.stdout
     assert "greets-wrongly" not in result.stdout and "starter" not in result.stdout
     assert "The pack is sound." in result.stdout
+
+
+@pytest.mark.docker
+def test_sigterm_stops_a_pack_check_at_once_and_leaves_nothing(
+    tmp_path: Path, isolated_home: Path, no_leftovers: Any
+) -> None:
+    """Grades run in worker threads, which a signal does not reach: the check must stop the
+    queued ones and end the running ones itself, not wait out their time limits."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from bb.stack.engine import OWNER
+
+    pack = copy_mini_pack(tmp_path / "pack")
+    # The stall solution waits on its app until the grade's time limit: make that long.
+    manifest = pack / "exercises" / "stall" / "exercise.yaml"
+    edit_yaml(manifest, {"grader": {"suite": "stall", "timeout": 300}})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bb", "dev", "check", "--pack", str(pack), "-e", "stall"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    owned = f"{OWNER}={socket.gethostname()}:{process.pid}"
+
+    deadline = time.monotonic() + 180
+    while not no_leftovers.labelled(owned):  # the stall exercise runs nothing but its app
+        assert process.poll() is None and time.monotonic() < deadline, "no grade started"
+        time.sleep(0.2)
+    time.sleep(5)  # the solution's grade is now waiting on its stalled app
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=90)  # far below the 300 s a grade may take
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("bb dev check waited for its grades instead of stopping") from None
+    assert process.returncode == ExitCode.TERMINATED, stderr
+    assert no_leftovers.labelled(owned) == []

@@ -9,6 +9,7 @@ end ``failed``. Those grades run side by side (``jobs`` at a time), each on its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
@@ -168,16 +169,25 @@ def check_exercise(
         with lock:
             say(message)
 
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="bb-check")
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="bb-check") as pool:
-            futures = {
-                job: pool.submit(
-                    _grade_one, pack, exercise, job, scratch / job, engine, locked_say, isolation
-                )
-                for job in jobs_to_run
-            }
-            reports = {job: future.result() for job, future in futures.items()}
+        futures = {
+            job: pool.submit(
+                _grade_one, pack, exercise, job, scratch / job, engine, locked_say, isolation
+            )
+            for job in jobs_to_run
+        }
+        reports = {job: future.result() for job, future in futures.items()}
+    except BaseException:
+        # Ctrl-C or SIGTERM reach this thread only: no queued grade may start, and the running
+        # ones lose their containers now, so their checks end at once (nothing of a check is
+        # kept, so nothing is lost) and their own teardown finds nothing left.
+        pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            engine.remove_own_grades()
+        raise
     finally:
+        pool.shutdown(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
     starter, solution = reports.get("starter"), reports.get("solution")

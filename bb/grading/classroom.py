@@ -405,20 +405,26 @@ def grade_class(
             shutil.rmtree(project, ignore_errors=True)
         return StudentResult(submission.student, digest, report, attempts)
 
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(work, s): s for s in queue}
-            for future in concurrent.futures.as_completed(futures):
-                submission = futures[future]
-                try:
-                    result = future.result()
-                except BBError as exc:  # the pack itself broke: say so, go on with the rest
-                    report = not_graded(exercise.id, exercise.title, exc.message)
-                    result = StudentResult(submission.student, "", report, attempts=1)
-                with lock:
-                    results[submission.student] = result
-                emit(_finished_event(result))
+        futures = {pool.submit(work, s): s for s in queue}
+        for future in concurrent.futures.as_completed(futures):
+            submission = futures[future]
+            try:
+                result = future.result()
+            except BBError as exc:  # the pack itself broke: say so, go on with the rest
+                report = not_graded(exercise.id, exercise.title, exc.message)
+                result = StudentResult(submission.student, "", report, attempts=1)
+            with lock:
+                results[submission.student] = result
+            emit(_finished_event(result))
+    except BaseException:
+        # Ctrl-C or SIGTERM: no queued submission starts. The running ones finish their grade
+        # (it is recorded, and reused by the next run), bounded by the grade's time limit.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
+        pool.shutdown(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
     ordered = [results[s.student] for s in queue if s.student in results]
     write_class_files(out, exercise, ordered)

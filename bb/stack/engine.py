@@ -507,6 +507,11 @@ class Engine:
         """
         return self._remove(filters={"label": _GRADE_OBJECTS}, only_orphans=True)
 
+    def remove_own_grades(self) -> int:
+        """Remove every container and network of this process's grades (all of them, running
+        or not): what stopping a batch of grades at once needs. Warm services carry no grade."""
+        return self._remove(filters={"label": [*_GRADE_OBJECTS, f"{OWNER}={_owner_token()}"]})
+
     def managed_objects(self, *, orphans_only: bool = False) -> list[str]:
         """Names of the containers and networks bb's grades made; with ``orphans_only``, just
         those whose bb process has ended (what a sweep would remove). A build's intermediate
