@@ -176,3 +176,8 @@ def test_bb_up_runs_every_copy_of_the_app_on_its_own_port(
     assert "redis://127.0.0.1:" in shown, "Redis is shown by its URL"
     run_bb("down", cwd=workspace)
     assert no_leftovers.labelled(f"{WARM_WORKSPACE}={workspace.resolve()}") == []
+
+
+def test_a_redis_password_cannot_carry_a_second_command() -> None:
+    with pytest.raises(ValueError, match="password"):
+        Readiness.model_validate({"redis": {"password": "x\r\nFLUSHALL"}})

@@ -67,7 +67,8 @@ class PostgresProbe(_Strict):
 class RedisProbe(_Strict):
     """Ready when PING answers PONG (a Redis still loading its data answers an error)."""
 
-    password: str | None = None
+    #: Sent inline (AUTH <password>): no spaces or line breaks, which would split the command.
+    password: str | None = Field(default=None, pattern=r"^\S+$")
 
 
 class Readiness(_Strict):
