@@ -50,22 +50,28 @@ def describe(readiness: Readiness) -> str:
 
 
 def _http(host: str, port: int, path: str, status: int) -> str | None:
-    import http.client
-
-    # Only the status counts: the body is never read (an app may answer with gigabytes);
-    # closing the connection drops the rest. (http.client, not httpx: no TLS context to build
-    # on every poll.)
-    connection = http.client.HTTPConnection(host, port, timeout=2.0)
-    try:
-        connection.request("GET", path, headers={"Accept-Encoding": "identity"})
-        answered = connection.getresponse().status
-    except (OSError, http.client.HTTPException) as exc:
-        return f"GET {path}: {type(exc).__name__}"
-    finally:
-        connection.close()
+    answered = http_status(host, port, "GET", path, timeout=2.0)
+    if isinstance(answered, str):
+        return answered
     if answered != status:
         return f"GET {path} answered {answered}, not {status}"
     return None
+
+
+def http_status(host: str, port: int, method: str, path: str, *, timeout: float) -> int | str:
+    """The status ``method path`` answers, or why there was none. Only the status counts: the
+    body is never read (an app may answer with gigabytes); closing the connection drops the
+    rest. (http.client, not httpx: no TLS context to build on every poll.)"""
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request(method, path, headers={"Accept-Encoding": "identity"})
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{method} {path}: {type(exc).__name__}"
+    finally:
+        connection.close()
 
 
 def _postgres(host: str, port: int, user: str, password: str, dbname: str) -> str | None:

@@ -146,16 +146,11 @@ def reset(service: Service, port: int) -> str | None:
 
 def _reset_by_post(path: str, port: int) -> str | None:
     """The service's own reset endpoint (a mock's), which must answer 2xx."""
-    import http.client
+    from bb.stack.probes import http_status
 
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5.0)
-    try:
-        connection.request("POST", path, body=b"", headers={"Content-Length": "0"})
-        status = connection.getresponse().status
-    except (OSError, http.client.HTTPException) as exc:
-        return f"POST {path}: {type(exc).__name__}"
-    finally:
-        connection.close()
+    status = http_status("127.0.0.1", port, "POST", path, timeout=5.0)
+    if isinstance(status, str):
+        return status
     return None if 200 <= status < 300 else f"POST {path} answered {status}"
 
 
