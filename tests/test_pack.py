@@ -40,8 +40,9 @@ def test_builtin_course_loads_in_course_order() -> None:
 
 
 def test_image_tags_are_content_addressed() -> None:
-    # The mini pack ships a byte-for-byte copy of the built-in Python recipe: one image.
-    assert load_pack(MINI_PACK).image_tag("python") == load_pack(ROOT).image_tag("python")
+    # The mini pack ships byte-for-byte copies of the built-in recipes: one image each.
+    for name in ("python", "postgres", "redis", "mock-origin"):
+        assert load_pack(MINI_PACK).image_tag(name) == load_pack(ROOT).image_tag(name), name
     assert load_pack(ROOT).image_tag("python") != load_pack(ROOT).image_tag("postgres")
 
 
